@@ -38,11 +38,10 @@ def course_notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def execute_notebook(path: Path, profile: str, report_path: Path | None = None, timeout: int = 3600):
-    """Run `path` top to bottom in a fresh kernel under `profile`; return the executed notebook."""
+def execute_notebook(notebook, folder: Path, profile: str, report_path: Path | None = None, timeout: int = 3600):
+    """Run `notebook` top to bottom, in place, in a fresh kernel started in `folder` under `profile`."""
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(path, as_version=4)
     env_backup = {k: os.environ.get(k) for k in (PROFILE_ENV, REPORT_ENV, HEADLESS_ENV)}
     os.environ[PROFILE_ENV] = profile
     os.environ[HEADLESS_ENV] = "1"
@@ -51,7 +50,7 @@ def execute_notebook(path: Path, profile: str, report_path: Path | None = None, 
         os.environ[REPORT_ENV] = str(report_path)
     try:
         client = NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
         )
         client.execute()
     finally:
@@ -60,7 +59,6 @@ def execute_notebook(path: Path, profile: str, report_path: Path | None = None, 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return notebook
 
 
 def strip_outputs(notebook, keep_checked: bool = True):
@@ -86,28 +84,28 @@ def _write_html(notebook, target: Path) -> None:
     target.write_text(body, encoding="utf-8")
 
 
-def run_course(profile: str, only: list[str], build_dir: Path) -> list[NotebookRun]:
+def run_course(
+    profile: str, only: list[str], build_dir: Path, notebooks_dir: Path = REPO_ROOT / "notebooks"
+) -> list[NotebookRun]:
     """Execute the selected notebooks in order; every one runs even if an earlier one failed."""
     build_dir.mkdir(parents=True, exist_ok=True)
     runs: list[NotebookRun] = []
-    for path in course_notebooks(REPO_ROOT / "notebooks"):
+    for path in course_notebooks(notebooks_dir):
         if only and not any(path.stem.startswith(prefix) for prefix in only):
             continue
         report_path = build_dir / f"{path.stem}.report.jsonl"
         print(f"[course] {path.name} ({profile}) ...", flush=True)
         start = time.perf_counter()
         status = "ok"
-        executed = None
+        notebook = nbformat.read(path, as_version=4)
         try:
-            executed = execute_notebook(path, profile, report_path)
-        except Exception as error:  # a failing notebook is reported, the rest still run
+            execute_notebook(notebook, path.parent, profile, report_path)
+        except Exception as error:  # a failing notebook is reported (its error is in the HTML); the rest still run
             status = f"failed: {type(error).__name__}"
-            executed = getattr(error, "nb", None)
             print(f"[course] {path.name} failed:\n{error}", file=sys.stderr)
         seconds = time.perf_counter() - start
-        if executed is not None:
-            nbformat.write(executed, build_dir / path.name)
-            _write_html(executed, build_dir / f"{path.stem}.html")
+        nbformat.write(notebook, build_dir / path.name)
+        _write_html(notebook, build_dir / f"{path.stem}.html")
         records = read_report(report_path)
         headlines = [r["text"] for r in records if r["kind"] == "headline"]
         fallbacks = tuple(sorted({f"{r['dataset']}->{r['used']}" for r in records if r["kind"] == "fallback"}))

@@ -22,8 +22,9 @@ def main(paths: list[str]) -> None:
         return
     for name in paths:
         path = Path(name)
-        executed = execute_notebook(path, "smoke")
-        nbformat.write(strip_outputs(executed), path)
+        notebook = nbformat.read(path, as_version=4)
+        execute_notebook(notebook, path.parent, "smoke")
+        nbformat.write(strip_outputs(notebook), path)
         print(f"refreshed {path}")
 
 

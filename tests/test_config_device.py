@@ -1,0 +1,106 @@
+"""Profiles resolve as documented; device choice, seeding and the runner's report behave."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import config, device, report, runner
+
+
+def test_profile_from_environment(monkeypatch):
+    for name in config.PROFILES:
+        monkeypatch.setenv("COURSE_PROFILE", name.upper())
+        assert config.active_profile() == name
+
+
+@pytest.mark.parametrize("cuda,expected", [(True, "gpu"), (False, "cpu")])
+def test_unset_profile_follows_cuda(monkeypatch, cuda, expected):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(config, "_cuda_available", lambda: cuda)
+    assert config.active_profile() == expected
+
+
+def test_bad_profile_explains_the_choices(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "fast")
+    with pytest.raises(config.ProfileError, match=r"'fast'.*smoke, cpu, gpu"):
+        config.active_profile()
+
+
+def test_every_notebook_has_frozen_settings_for_every_profile():
+    for notebook, per_profile in config.NOTEBOOK_SETTINGS.items():
+        assert set(per_profile) == set(config.PROFILES), notebook
+        settings = config.settings_for(notebook, "smoke")
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            settings.__setattr__(dataclasses.fields(settings)[0].name, None)
+
+
+def test_smoke_is_never_bigger_than_cpu():
+    for notebook in config.NOTEBOOK_SETTINGS:
+        smoke, cpu = config.settings_for(notebook, "smoke"), config.settings_for(notebook, "cpu")
+        for field in dataclasses.fields(smoke):
+            small, big = getattr(smoke, field.name), getattr(cpu, field.name)
+            if isinstance(small, int) and not isinstance(small, bool):
+                assert small <= big, f"{notebook}.{field.name}: smoke {small} > cpu {big}"
+
+
+def test_settings_for_unknown_notebook(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    with pytest.raises(config.ProfileError, match="No settings for notebook '99_x'"):
+        config.settings_for("99_x")
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    device.seed_everything(7)
+    first = draw()
+    device.seed_everything(7)
+    assert draw() == first
+
+
+def test_pick_device_on_this_machine_and_bad_request(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device, "_mps_available", lambda: False)
+    assert device.pick_device() == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        device.pick_device("cuda")
+
+
+def test_environment_report_names_the_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "smoke")
+    facts = device.describe_environment()
+    assert facts["profile"] == "smoke" and facts["torch"] == torch.__version__
+
+
+def test_report_records_headline_and_fallback(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(report.REPORT_ENV, str(tmp_path / "r.jsonl"))
+    report.headline("FID 12.3")
+    report.note_fallback("breastmnist@28", "mni152", "offline")
+    records = report.read_report(tmp_path / "r.jsonl")
+    assert [r["kind"] for r in records] == ["headline", "fallback"]
+    assert "HEADLINE: FID 12.3" in capsys.readouterr().out
+
+
+def test_summary_table_marks_fallback_data():
+    runs = [runner.NotebookRun("00_setup_and_data", "ok", 12.0, "6 datasets", ()),
+            runner.NotebookRun("02_dcgan_medmnist", "ok", 30.0, "FID 40", ("pneumoniamnist@28->mni152",))]
+    table = runner.format_summary(runs, "cpu")
+    assert "| 00_setup_and_data | ok | 12.0 s | 6 datasets | as planned |" in table
+    assert "fallback: pneumoniamnist@28->mni152" in table
+
+
+def test_exercise_check(capsys):
+    from course_utils.exercises import check
+
+    assert check("q1", 0.5686, 200 / 127.5 - 1)
+    assert not check("q2", 0.6, 200 / 127.5 - 1)
+    assert not check("q3", None, 1.0)
+    assert check("q4", "Grey Matter", "grey matter")
+    out = capsys.readouterr().out
+    assert "q1: correct" in out and "q2: not quite" in out and "q3: not answered" in out
