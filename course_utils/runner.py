@@ -62,17 +62,23 @@ def execute_notebook(notebook, folder: Path, profile: str, report_path: Path | N
 
 
 def strip_outputs(notebook, keep_checked: bool = True):
-    """Remove outputs and execution counts; keep the expected output of `# NBVAL_CHECK_OUTPUT` cells."""
+    """Remove outputs and execution counts, except the expected output of `# NBVAL_CHECK_OUTPUT` cells.
+
+    nbval compares only cells that were run in the reference, so a checked cell keeps its text output and
+    execution count 1; every other cell is committed empty.
+    """
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        cell.execution_count = None
         cell.metadata.pop("execution", None)
-        if not (keep_checked and CHECK_MARKER in cell.source):
-            cell.outputs = []
-        else:
+        if keep_checked and CHECK_MARKER in cell.source:
+            cell.execution_count = 1
             for output in cell.outputs:
-                output.pop("execution_count", None)
+                if "execution_count" in output:
+                    output["execution_count"] = 1
+        else:
+            cell.execution_count = None
+            cell.outputs = []
     return notebook
 
 

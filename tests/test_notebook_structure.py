@@ -64,10 +64,10 @@ def test_committed_without_outputs(path) -> None:
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        assert cell.execution_count is None, f"{path.name} cell {index}: execution count committed"
-        if CHECK_MARKER in cell.source:
-            assert cell.outputs, f"{path.name} cell {index}: checked cell lacks its expected output"
+        if CHECK_MARKER in cell.source:  # nbval's reference: expected text output, execution count 1
+            assert cell.outputs and cell.execution_count == 1, f"{path.name} cell {index}: checked cell lacks its reference"
             kinds = {o.output_type for o in cell.outputs}
             assert kinds <= {"stream", "execute_result"}, f"{path.name} cell {index}: only text is checked"
         else:
+            assert cell.execution_count is None, f"{path.name} cell {index}: execution count committed"
             assert not cell.outputs, f"{path.name} cell {index}: outputs committed (run scripts/refresh_checked_outputs.py)"

@@ -1,0 +1,283 @@
+"""Checkpoints: round trip, atomic write under a crash, safe load, corrupt files, config check, RNG state."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import random
+import shlex
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from course_utils import checkpoint
+from course_utils.checkpoint import (
+    CheckpointError,
+    CheckpointMismatchError,
+    UnsafeCheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    latent_dim: int = 100
+    lr_g: float = 2e-4
+    image_size: int = 28
+    betas: tuple[float, float] = (0.5, 0.999)
+
+
+def _model_and_optimizer(seed: int) -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    return model, torch.optim.Adam(model.parameters(), lr=1e-2, betas=(0.5, 0.999))
+
+
+def _train_step(model: nn.Module, optimizer: torch.optim.Optimizer, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(16, 4, generator=generator)  # (16, 4)
+    loss = model(x).pow(2).mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+def _state(model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int) -> dict:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "history": [1.5, 0.7],
+    }
+
+
+def test_round_trip_restores_model_and_optimizer(tmp_path) -> None:
+    model, optimizer = _model_and_optimizer(seed=0)
+    for step in range(3):
+        _train_step(model, optimizer, seed=step)
+    path = save_checkpoint(tmp_path / "run" / "last.pt", _state(model, optimizer, epoch=3), RunConfig())
+    assert path == tmp_path / "run" / "last.pt" and path.is_file()
+
+    fresh_model, fresh_optimizer = _model_and_optimizer(seed=123)  # different initial weights
+    assert not torch.equal(fresh_model[0].weight, model[0].weight)
+    loaded = load_checkpoint(path, expected_config=RunConfig())
+    fresh_model.load_state_dict(loaded["model"])
+    fresh_optimizer.load_state_dict(loaded["optimizer"])
+    assert loaded["epoch"] == 3 and loaded["history"] == [1.5, 0.7]
+    assert loaded["config"] == dataclasses.asdict(RunConfig())
+    for original, restored in zip(model.parameters(), fresh_model.parameters(), strict=True):
+        assert torch.equal(original, restored)
+
+    # the optimizer's moments came back too: one more identical step keeps both models identical
+    _train_step(model, optimizer, seed=99)
+    _train_step(fresh_model, fresh_optimizer, seed=99)
+    for original, restored in zip(model.parameters(), fresh_model.parameters(), strict=True):
+        assert torch.equal(original, restored)
+
+
+def test_saved_file_loads_with_plain_weights_only_torch_load(tmp_path) -> None:
+    model, optimizer = _model_and_optimizer(seed=0)
+    path = save_checkpoint(tmp_path / "c.pt", {**_state(model, optimizer, 0), "rng": rng_state()}, {"a": 1})
+    payload = torch.load(path, weights_only=True)
+    assert payload["config"] == {"a": 1}
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch, failure) -> None:
+    path = tmp_path / "last.pt"
+    model, optimizer = _model_and_optimizer(seed=0)
+    save_checkpoint(path, _state(model, optimizer, epoch=1), RunConfig())
+    old_weight = model[0].weight.detach().clone()
+
+    def crashing_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")  # some bytes reach the disk, then the save dies
+        raise failure
+
+    monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
+    _train_step(model, optimizer, seed=5)
+    with pytest.raises(type(failure)):
+        save_checkpoint(path, _state(model, optimizer, epoch=2), RunConfig())
+    monkeypatch.undo()
+
+    assert sorted(os.listdir(tmp_path)) == ["last.pt"], "the temp file must be removed"
+    loaded = load_checkpoint(path, expected_config=RunConfig())
+    assert loaded["epoch"] == 1
+    assert torch.equal(loaded["model"]["0.weight"], old_weight)
+
+
+def test_crash_on_first_save_leaves_no_file(tmp_path, monkeypatch) -> None:
+    def crashing_save(obj, f, *args, **kwargs):
+        f.write(b"junk")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
+    with pytest.raises(OSError, match="no space"):
+        save_checkpoint(tmp_path / "ckpt" / "last.pt", {"epoch": 0}, {})
+    assert os.listdir(tmp_path / "ckpt") == []
+
+
+class _Exploit:
+    """A pickle payload that runs a shell command when unpickled (harmless: it creates a marker file)."""
+
+    def __init__(self, marker) -> None:
+        self.command = f"echo pwned > {shlex.quote(str(marker))}"
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_exploit_fixture_really_runs_code_when_unpickled(tmp_path) -> None:
+    # Guards the next test: the payload is live, so "marker absent" there means the loader refused it.
+    marker = tmp_path / "pwned.txt"
+    pickle.loads(pickle.dumps({"weights": _Exploit(marker)}))
+    assert marker.read_text().strip() == "pwned"
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("writer", ["pickle.dumps", "torch.save"])
+def test_refuses_malicious_pickle(tmp_path, writer) -> None:
+    marker = tmp_path / "pwned.txt"
+    path = tmp_path / "evil.pt"
+    payload = {"model": {"weight": torch.zeros(2)}, "config": {}, "extra": _Exploit(marker)}
+    if writer == "pickle.dumps":
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save(payload, path)
+
+    with pytest.raises(UnsafeCheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert not marker.exists(), "the command inside the pickle must not run"
+    assert isinstance(info.value, CheckpointError) and isinstance(info.value, RuntimeError)
+    assert str(path) in message
+    assert "refused to unpickle" in message
+    assert "system" in message  # names the function the file asks to call
+    assert "security risk" in message and "run commands" in message
+    assert "save_checkpoint" in message  # what to do instead
+
+
+@pytest.mark.parametrize("keep", [0, 40, 0.5, -1], ids=["empty", "40-bytes", "half", "minus-1-byte"])
+def test_truncated_checkpoint_is_a_checkpoint_error_naming_the_file(tmp_path, keep) -> None:
+    model, optimizer = _model_and_optimizer(seed=0)
+    path = save_checkpoint(tmp_path / "epoch_007.pt", _state(model, optimizer, 7), RunConfig())
+    data = path.read_bytes()
+    cut = int(len(data) * keep) if isinstance(keep, float) else keep % len(data)
+    path.write_bytes(data[:cut])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    assert "epoch_007.pt" in str(info.value)
+    assert "truncated or corrupted" in str(info.value)
+
+
+def test_missing_checkpoint_is_a_file_not_found_error(tmp_path) -> None:
+    path = tmp_path / "nowhere" / "last.pt"
+    with pytest.raises(FileNotFoundError) as info:
+        load_checkpoint(path)
+    assert isinstance(info.value, CheckpointError)
+    assert str(path) in str(info.value)
+    assert info.value.filename == str(path)
+
+
+def test_config_mismatch_names_each_key_with_both_values(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "last.pt", {"epoch": 1}, RunConfig(latent_dim=100, lr_g=2e-4))
+    expected = RunConfig(latent_dim=64, lr_g=2e-4, image_size=64)
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_checkpoint(path, expected_config=expected)
+    message = str(info.value)
+    assert "latent_dim: stored 100, expected 64" in message
+    assert "image_size: stored 28, expected 64" in message
+    assert "lr_g" not in message  # equal settings are not listed
+    assert "fresh run in another folder" in message
+    assert info.value.differences == [("image_size", 28, 64), ("latent_dim", 100, 64)]
+
+
+def test_config_check_passes_for_equal_settings_given_as_dict_or_dataclass(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "last.pt", {"epoch": 1}, RunConfig())
+    load_checkpoint(path, expected_config=RunConfig())
+    as_dict = dataclasses.asdict(RunConfig())
+    as_dict["betas"] = list(as_dict["betas"])  # a list equals the tuple with the same items
+    load_checkpoint(path, expected_config=as_dict)
+
+
+def test_config_check_reports_added_and_missing_keys(tmp_path) -> None:
+    path = save_checkpoint(tmp_path / "last.pt", {"epoch": 1}, {"latent_dim": 100, "old_flag": True})
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_checkpoint(path, expected_config={"latent_dim": 100, "new_flag": 3})
+    assert "new_flag: stored '<missing>', expected 3" in str(info.value)
+    assert "old_flag: stored True, expected '<missing>'" in str(info.value)
+
+
+def test_checkpoint_without_stored_config_fails_the_config_check(tmp_path) -> None:
+    path = tmp_path / "foreign.pt"
+    torch.save({"model": {"w": torch.ones(1)}}, path)
+    assert load_checkpoint(path)["model"]["w"].item() == 1.0
+    with pytest.raises(CheckpointMismatchError, match="no stored settings"):
+        load_checkpoint(path, expected_config=RunConfig())
+
+
+def test_save_refuses_values_that_weights_only_load_would_reject(tmp_path) -> None:
+    path = tmp_path / "last.pt"
+    with pytest.raises(TypeError, match=r"state\['history'\]\[1\] is a numpy.float64"):
+        save_checkpoint(path, {"history": [1.0, np.float64(0.5)]}, {})
+    with pytest.raises(TypeError, match="config"):
+        save_checkpoint(path, {"epoch": 1}, {"callback": print})
+    with pytest.raises(TypeError, match="dataclass instance or a dict"):
+        save_checkpoint(path, {"epoch": 1}, "latent_dim=100")
+    with pytest.raises(ValueError, match="reserves"):
+        save_checkpoint(path, {"config": {}}, {})
+    assert not path.exists() and os.listdir(tmp_path) == []
+
+
+def _draw() -> tuple[list[float], list[float], torch.Tensor]:
+    """Numbers from Python's `random`, NumPy's global RNG and torch's CPU RNG."""
+    python = [random.random(), random.gauss(0.0, 1.0), random.randint(0, 10**9)]
+    numpy = [float(np.random.rand()), float(np.random.standard_normal()), float(np.random.randint(10**9))]
+    return python, numpy, torch.cat([torch.rand(3), torch.randn(3)])
+
+
+def _assert_same_draws(first, second) -> None:
+    assert first[0] == second[0]
+    assert first[1] == second[1]
+    assert torch.equal(first[2], second[2])
+
+
+def test_rng_state_restores_python_numpy_and_torch() -> None:
+    _draw()  # odd numbers of Gaussian draws: the cached second Gaussian is part of the state
+    state = rng_state()
+    assert state["python"]["gauss_next"] is not None and state["numpy"]["has_gauss"] == 1
+    first = _draw()
+    set_rng_state(state)
+    second = _draw()
+    _assert_same_draws(first, second)
+    assert _draw()[0] != first[0]  # sanity: the generators moved on
+
+
+def test_rng_state_survives_a_checkpoint_round_trip(tmp_path) -> None:
+    _draw()
+    path = save_checkpoint(tmp_path / "last.pt", {"rng": rng_state()}, {})
+    first = _draw()
+    _draw()  # move further away
+    set_rng_state(load_checkpoint(path)["rng"])
+    _assert_same_draws(first, _draw())
+
+
+def test_rng_state_is_weights_only_safe() -> None:
+    buffer = io.BytesIO()
+    torch.save(rng_state(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert isinstance(state["torch"], torch.Tensor)
+    assert state["numpy"]["key"].shape == (624,)
+
+
+def test_set_rng_state_rejects_an_incomplete_state() -> None:
+    with pytest.raises(ValueError, match="missing numpy"):
+        set_rng_state({"torch": torch.get_rng_state(), "cuda": [], "python": {}})
