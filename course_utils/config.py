@@ -64,6 +64,9 @@ class TheorySettings:
     lr_d: float
     snapshot_every: int
     jsd_grid_points: int
+    collapse_lr_g: float = 1e-3  # the mode-collapsing variant: same generator step ...
+    collapse_lr_d: float = 1e-4  # ... but a discriminator that learns 10x more slowly
+    dstar_steps: int = 1000  # training steps of the 1-D discriminator that should learn D*
 
 
 NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
@@ -76,14 +79,17 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
         "smoke": TheorySettings(
             toy_steps=300, toy_batch_size=256, toy_latent_dim=2, toy_hidden=64,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=100, jsd_grid_points=2001,
+            collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=200,
         ),
         "cpu": TheorySettings(
             toy_steps=3000, toy_batch_size=256, toy_latent_dim=2, toy_hidden=128,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=500, jsd_grid_points=20001,
+            collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=1500,
         ),
         "gpu": TheorySettings(
             toy_steps=5000, toy_batch_size=512, toy_latent_dim=2, toy_hidden=128,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=1000, jsd_grid_points=20001,
+            collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=1500,
         ),
     },
 }

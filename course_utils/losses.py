@@ -1,0 +1,128 @@
+"""GAN objectives computed from the discriminator's (critic's) raw outputs.
+
+Introduced in notebook 01 (`01_gan_theory_and_loss_math`): the minimax discriminator loss and the
+saturating / non-saturating generator losses. Notebook 08 (`08_stabilizing_gans_and_open_challenges`)
+adds the hinge and Wasserstein losses and the WGAN-GP gradient penalty.
+
+Conventions (the same as notebook 01):
+- Inputs are **logits** `(B,)` (D(x) = sigmoid(logit)) for the minimax family, raw **scores** for the
+  hinge and Wasserstein families. Log-probabilities are computed from logits with softplus:
+  ln D = -softplus(-logit), ln(1 - D) = -softplus(logit), which never takes the log of 0.
+- Every expectation is a batch **mean**; a discriminator loss with a real and a fake term is the **sum**
+  of the two batch means, L_D = mean(-ln D(x)) + mean(-ln(1 - D(G(z)))). So at the equilibrium
+  D = 1/2, L_D = ln 4 ≈ 1.386 nats and the non-saturating L_G = ln 2 ≈ 0.693 nats. (Averaging the two
+  terms instead would halve L_D; the course never does that.)
+- Natural logarithms: losses are in nats, like PyTorch's `BCEWithLogitsLoss`.
+- Every loss returns a 0-d float32 tensor (float64 stays float64), also under autocast, and never
+  calls `.item()`: nothing here waits for the GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+GP_NORM_EPS = 1e-12  # keeps the gradient of the norm finite where the critic's input gradient is exactly 0
+
+
+def _as_scores(values: torch.Tensor, name: str) -> torch.Tensor:
+    """`values` as a float tensor of at least float32 precision (autocast may hand in bf16/fp16)."""
+    if not isinstance(values, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of discriminator outputs (B,); got {type(values).__name__}.")
+    if not values.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor of discriminator outputs; got dtype {values.dtype}.")
+    if values.numel() == 0:
+        raise ValueError(f"{name} is empty; pass the discriminator outputs for a non-empty batch.")
+    return values if values.dtype == torch.float64 else values.float()
+
+
+# ----------------------------------------------------------------------------- minimax family (notebook 01)
+
+
+def d_loss_minimax(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_D = mean(-ln D(x)) + mean(-ln(1 - D(G(z)))), the SUM of two batch means (introduced in notebook 01).
+
+    Equals `BCEWithLogits(real, 1) + BCEWithLogits(fake, 0)`; ln 4 ≈ 1.386 nats at D = 1/2.
+    """
+    real, fake = _as_scores(real_logits, "real_logits"), _as_scores(fake_logits, "fake_logits")
+    return F.softplus(-real).mean() + F.softplus(fake).mean()  # -ln sigmoid(a) = softplus(-a)
+
+
+def g_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_G = mean(ln(1 - D(G(z)))), the original minimax generator loss (introduced in notebook 01).
+
+    Its gradient w.r.t. the logit is -D(G(z)): it vanishes when the discriminator rejects fakes confidently.
+    """
+    fake = _as_scores(fake_logits, "fake_logits")
+    return (-F.softplus(fake)).mean()  # ln(1 - sigmoid(a)) = -softplus(a)
+
+
+def g_loss_non_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """L_G = mean(-ln D(G(z))), the non-saturating generator loss (introduced in notebook 01).
+
+    Equals `BCEWithLogits(fake, 1)`; gradient w.r.t. the logit is -(1 - D(G(z))), about -1 early in training.
+    """
+    fake = _as_scores(fake_logits, "fake_logits")
+    return F.softplus(-fake).mean()
+
+
+# ----------------------------------------------------------------------------- hinge and Wasserstein (notebook 08)
+
+
+def d_loss_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_D = mean(max(0, 1 - D(x))) + mean(max(0, 1 + D(G(z)))) on raw scores (introduced in notebook 08)."""
+    real, fake = _as_scores(real_scores, "real_scores"), _as_scores(fake_scores, "fake_scores")
+    return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+
+
+def g_loss_hinge(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -mean(D(G(z))) on raw scores, the generator side of the hinge loss (introduced in notebook 08)."""
+    return -_as_scores(fake_scores, "fake_scores").mean()
+
+
+def d_loss_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_critic = mean(D(G(z))) - mean(D(x)), the WGAN critic loss (introduced in notebook 08).
+
+    Its negative estimates the Wasserstein-1 distance when the critic is 1-Lipschitz (see `gradient_penalty`).
+    """
+    real, fake = _as_scores(real_scores, "real_scores"), _as_scores(fake_scores, "fake_scores")
+    return fake.mean() - real.mean()
+
+
+def g_loss_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = -mean(D(G(z))), the WGAN generator loss (introduced in notebook 08)."""
+    return -_as_scores(fake_scores, "fake_scores").mean()
+
+
+def gradient_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    mix: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """WGAN-GP penalty mean((||∇_x̂ D(x̂)||_2 - 1)^2) at x̂ = mix·real + (1 - mix)·fake (introduced in notebook 08).
+
+    `real`, `fake`: `(B, C, H, W)` (any `(B, ...)`); `mix`: `(B,)` weights in [0, 1], drawn uniformly (from
+    `generator` if given) when None. The penalty keeps its graph (`create_graph=True`), so adding
+    `weight * penalty` to the critic's loss trains the critic towards gradient norm 1. Call it outside
+    autocast: the double backward is then computed in float32.
+    """
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"real and fake must have the same shape for the interpolation; got {tuple(real.shape)} and "
+            f"{tuple(fake.shape)}. Draw as many fakes as there are real images in the batch."
+        )
+    batch = real.shape[0]
+    if mix is None:
+        mix = torch.rand(batch, device=real.device, dtype=real.dtype, generator=generator)  # (B,)
+    if mix.shape != (batch,):
+        raise ValueError(f"mix must have shape ({batch},), one weight per sample; got {tuple(mix.shape)}.")
+    weights = mix.to(real.dtype).reshape(batch, *([1] * (real.dim() - 1)))  # (B, 1, 1, 1)
+    mixed = (weights * real.detach() + (1.0 - weights) * fake.detach()).requires_grad_(True)  # (B, C, H, W)
+    scores = critic(mixed).reshape(batch)  # (B,)
+    (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (B, C, H, W): ∇ of each score
+    norms = (grads.flatten(1).square().sum(dim=1) + GP_NORM_EPS).sqrt()  # (B,)
+    return (norms - 1.0).square().mean()

@@ -1,0 +1,957 @@
+"""The adversarial training loop: d-step / g-step, history, snapshots, checkpoints, exact resume, NaN guard.
+
+Introduced in notebook 02 (`02_dcgan_medmnist`, "the training loop", "checkpoints and resume"); the later
+notebooks reuse `train_gan` with their own `GANSteps` subclass (conditional GAN, SRGAN, denoising,
+segmentation, WGAN-GP).
+
+How one call of `train_gan` runs:
+
+- **Batches** come from tensors already on the model's device: every epoch draws a permutation with its
+  own `torch.Generator` seeded from `(seed, epoch)` (`batch_order`), so the order is the same in every
+  run and after a resume. uint8 images are converted per batch to float `[-1, 1]`; the last incomplete
+  batch of an epoch is dropped (stable batch-norm statistics and shapes).
+- **One step** = `steps.d_step(batch)` then `steps.g_step(batch)`; each returns a dict of 0-d tensors
+  (`loss_d`, `d_real` = mean D(x), `d_fake` = mean D(G(z)), `loss_g`, ...). They stay on the device;
+  the loop copies them to the CPU only every `log_every` steps and at the end of an epoch, so nothing
+  waits for the GPU every step. `history` holds the per-epoch means, `step_history` every step's value.
+- **Noise** for the steps comes from a dedicated `torch.Generator` on the device, seeded with `seed`; its
+  state, the global RNG states, models, optimisers and gradient scalers are all in the checkpoint.
+- **Snapshots**: images from fixed noise (generator in eval mode) before training and every
+  `snapshot_every` epochs, kept as CPU uint8 `(num_samples, C, H, W)` tensors (`x.float() / 255` → [0, 1]).
+- **Checkpoints** (`<checkpoint_dir>/last.pt`, written atomically) every `checkpoint_every` epochs, at
+  the end, and when you interrupt the kernel. Calling `train_gan` again with the same arguments resumes
+  from it; an interrupted-and-resumed CPU run ends bit-identical to an uninterrupted one.
+- **Interrupting** (Jupyter's ■ button or Ctrl-C): the current step finishes, a checkpoint is written,
+  and `TrainingInterrupted` (a `KeyboardInterrupt`, so "Run all" stops there) is raised; its message says
+  how to resume and its `.result` holds the partial history. A second interrupt stops at once.
+- **NaN guard**: at every sync point the logged values are checked; a NaN or infinity stops training with
+  `TrainingDivergedError`, which names the epoch, step and value, and the last good checkpoint (never
+  overwritten by a diverged state: parameters are checked before every save).
+- **Speed on CUDA**: mixed precision (`amp='auto'`: bf16 where the GPU supports it, else fp16 with one
+  gradient scaler per optimiser), fused Adam, channels-last memory format, optional `torch.compile`.
+  On CPU and MPS `amp='auto'` means full float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from course_utils.checkpoint import config_to_dict, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from course_utils.data.imageset import ImageSet, to_model_range
+from course_utils.losses import d_loss_minimax, g_loss_non_saturating, gradient_penalty
+
+AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = 1
+_EPOCH_SEED_STRIDE = 1_000_003  # batch-order seed = seed * stride + epoch (a prime, so runs do not overlap)
+_FIXED_NOISE_OFFSET = 7_919  # the fixed noise comes from seed + offset, apart from the training noise
+_REMEDIES = (
+    "Typical remedies: lower the learning rates (e.g. halve lr_d and lr_g), check that the images are in "
+    "[-1, 1] (uint8 data is converted for you; float data must be converted with `to_model_range`), try "
+    "amp='off' to rule out mixed precision, or use a more stable objective (non-saturating or hinge loss, "
+    "spectral norm in the discriminator, WGAN-GP; notebook 08)."
+)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one `train_gan` run (introduced in notebook 02). Lengths are in epochs unless named steps."""
+
+    num_epochs: int = 20
+    batch_size: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2); DCGAN's low beta1 steadies training
+    latent_dim: int = 100
+    seed: int = 0  # batch order, training noise and fixed noise (model initialisation is yours to seed)
+    checkpoint_every: int = 1  # epochs between checkpoints; 0: only at the end and on interrupt
+    snapshot_every: int = 1  # epochs between fixed-noise sample grids; 0: only before training and at the end
+    # (snapshots live in the checkpoint: 64 RGB 128 px images are 3 MB each, so space them out for long runs)
+    log_every: int = 50  # steps between GPU -> CPU copies of the logged values (and NaN checks)
+    num_samples: int = 64  # images in each snapshot
+    amp: str = "auto"  # 'auto' | 'off' | 'bf16' | 'fp16' (mixed precision; 'auto' uses it on CUDA only)
+    channels_last: bool = True  # channels-last memory format on CUDA (ignored elsewhere)
+    compile: bool = False  # torch.compile the generator and discriminator for the training steps
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot work, with the reason."""
+        for name in ("num_epochs", "batch_size", "latent_dim", "log_every", "num_samples"):
+            _require_int(getattr(self, name), name, minimum=1)
+        for name in ("checkpoint_every", "snapshot_every"):
+            _require_int(getattr(self, name), name, minimum=0)
+        _require_int(self.seed, "seed", minimum=0)
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive number such as 2e-4; got {value!r}.")
+        betas = self.betas
+        if not (isinstance(betas, tuple | list) and len(betas) == 2 and all(isinstance(b, int | float) for b in betas)
+                and all(0.0 <= b < 1.0 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas!r}.")
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        if self.amp not in AMP_MODES:
+            raise ValueError(
+                f"amp must be one of {', '.join(repr(m) for m in AMP_MODES)}; got {self.amp!r}. 'auto' uses "
+                "bf16 (or fp16) mixed precision on CUDA and full float32 elsewhere; 'off' always uses float32."
+            )
+
+
+def _require_int(value: Any, name: str, minimum: int) -> None:
+    """ValueError unless `value` is an int >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+def resolve_amp(amp: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for `amp` on `device`, or None for full float32 ('auto' is None off CUDA)."""
+    device = torch.device(device)
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(repr(m) for m in AMP_MODES)}; got {amp!r}.")
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("amp='bf16' was asked for, but this GPU does not support bfloat16; use 'fp16' or 'auto'.")
+        if device.type not in ("cuda", "cpu"):
+            raise ValueError(f"amp='bf16' is supported on CUDA and CPU, not on {device.type}; use amp='off'.")
+        return torch.bfloat16
+    if device.type != "cuda":  # fp16
+        raise ValueError(
+            f"amp='fp16' needs a CUDA GPU (it uses a gradient scaler); the models are on {device.type}. "
+            "Use amp='auto' or 'off' (float32) here, or 'bf16' on a CPU that supports it."
+        )
+    return torch.float16
+
+
+def batch_order(num_items: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation `(num_items,)` (CPU, int64) that orders epoch `epoch` (0-based) of a run with `seed`."""
+    rng = torch.Generator().manual_seed((seed * _EPOCH_SEED_STRIDE + epoch) % 2**63)
+    return torch.randperm(num_items, generator=rng)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a NaN or infinite value; the last good checkpoint was left as it was."""
+
+    def __init__(self, message: str, *, epoch: int, step: int, name: str, value: float,
+                 checkpoint_path: Path | None, result: TrainingResult | None = None) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.name, self.value = epoch, step, name, value  # 1-based epoch and step
+        self.checkpoint_path = checkpoint_path
+        self.result = result  # history up to the last good sync point
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training was interrupted by the user; `.result` holds what was trained, `.checkpoint_path` the resume point."""
+
+    def __init__(self, message: str, *, result: TrainingResult, checkpoint_path: Path | None, saved: bool) -> None:
+        super().__init__(message)
+        self.result = result
+        self.checkpoint_path = checkpoint_path
+        self.saved = saved  # True when a checkpoint was written at the moment of the interrupt
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+@dataclass
+class StepContext:
+    """What `train_gan` hands its `GANSteps`: the networks, optimisers, scalers and settings of the run."""
+
+    generator: Callable[..., torch.Tensor]  # for training: the module, or its torch.compile wrapper
+    discriminator: Callable[..., torch.Tensor]
+    generator_module: nn.Module  # the plain modules (state dicts, sampling, gradient penalty)
+    discriminator_module: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler | None  # only with fp16
+    scaler_d: torch.amp.GradScaler | None
+    config: TrainConfig
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None: float32
+    noise_rng: torch.Generator  # on `device`; saved in checkpoints
+    channels_last: bool
+
+
+class GANSteps:
+    """One training step of a GAN, split into `d_step` and `g_step`; subclass it for a new kind of GAN.
+
+    Introduced in notebook 02. `train_gan` calls `bind(context)` once, then per batch `prepare_batch`,
+    `d_step`, `g_step`. Each step returns `{name: 0-d tensor}` to log; do not call `.item()` in a step (that
+    waits for the GPU). Inside a step use `self.generator`, `self.discriminator`, `self.noise(n)`,
+    `self.autocast()`, `self.optimise(loss, 'd' | 'g')` and `self.frozen(module)`. Override `settings` to
+    describe options that a resumed run must share, and `state_dict`/`load_state_dict` for extra state.
+    """
+
+    context: StepContext
+
+    def bind(self, context: StepContext) -> None:
+        """Attach the run's networks, optimisers and settings (called by `train_gan`)."""
+        self.context = context
+        self.generator, self.discriminator = context.generator, context.discriminator
+        self.opt_g, self.opt_d = context.opt_g, context.opt_d
+        self.config, self.device = context.config, context.device
+
+    def settings(self) -> dict[str, Any]:
+        """Options that must match when resuming (stored in the checkpoint's config)."""
+        return {"type": type(self).__name__}
+
+    def make_optimisers(
+        self, generator: nn.Module, discriminator: nn.Module, config: TrainConfig, device: torch.device
+    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        """Adam for each network (fused on CUDA: one kernel, and no GPU sync with an fp16 gradient scaler)."""
+        fused = True if device.type == "cuda" else None
+        opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas, fused=fused)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas, fused=fused)
+        return opt_g, opt_d
+
+    def make_fixed_noise(self, config: TrainConfig, device: torch.device) -> torch.Tensor:
+        """Noise `(num_samples, latent_dim)` for the snapshots, identical on every device for a given seed."""
+        rng = torch.Generator().manual_seed(config.seed + _FIXED_NOISE_OFFSET)
+        return torch.randn(config.num_samples, config.latent_dim, generator=rng).to(device)
+
+    def prepare_batch(self, batch: torch.Tensor | tuple[torch.Tensor, ...]) -> Any:
+        """uint8 images → float [-1, 1] (channels-last on CUDA); for a tuple only the first tensor is images."""
+        if isinstance(batch, tuple):
+            return (self._prepare_images(batch[0]), *batch[1:])
+        return self._prepare_images(batch)
+
+    def _prepare_images(self, images: torch.Tensor) -> torch.Tensor:
+        """One image batch `(B, C, H, W)` as float in [-1, 1] in the run's memory format."""
+        if images.dtype == torch.uint8:
+            images = to_model_range(images)  # (B, C, H, W) float32 in [-1, 1]
+        if self.context.channels_last and images.dim() == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Update the discriminator on one batch; return the values to log."""
+        raise NotImplementedError(f"{type(self).__name__} must define d_step(batch) -> dict of 0-d tensors.")
+
+    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Update the generator on one batch; return the values to log."""
+        raise NotImplementedError(f"{type(self).__name__} must define g_step(batch) -> dict of 0-d tensors.")
+
+    def sample(self, fixed_noise: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] from the fixed noise (called in eval mode under no_grad, for snapshots)."""
+        return self.context.generator_module(fixed_noise)
+
+    def noise(self, batch_size: int) -> torch.Tensor:
+        """Fresh latent noise `(batch_size, latent_dim)` from the run's own (checkpointed) generator."""
+        return torch.randn(batch_size, self.config.latent_dim, device=self.device, generator=self.context.noise_rng)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision for forward passes when the run uses it; a no-op otherwise."""
+        if self.context.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.context.amp_dtype)
+
+    def optimise(self, loss: torch.Tensor, which: str) -> None:
+        """zero_grad, backward and step for the discriminator ('d') or the generator ('g'), scaled under fp16."""
+        if which not in ("d", "g"):
+            raise ValueError(f"which must be 'd' (discriminator) or 'g' (generator); got {which!r}.")
+        ctx = self.context
+        optimiser, scaler = (ctx.opt_d, ctx.scaler_d) if which == "d" else (ctx.opt_g, ctx.scaler_g)
+        optimiser.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimiser.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)  # fused Adam: inf/NaN check on the GPU, no sync
+            scaler.update()
+
+    @contextlib.contextmanager
+    def frozen(self, module: nn.Module) -> Iterator[None]:
+        """Within the block, `module`'s parameters get no gradients (saves work in the g-step)."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Extra state of the steps object to checkpoint (none by default)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+def _callable_name(fn: Callable[..., Any]) -> str:
+    """A stable name for a loss function (for the checkpoint's settings)."""
+    if isinstance(fn, functools.partial):
+        args = ", ".join([*map(repr, fn.args), *(f"{k}={v!r}" for k, v in fn.keywords.items())])
+        return f"{_callable_name(fn.func)}({args})"
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
+
+
+class DCGANSteps(GANSteps):
+    """The standard unconditional GAN step (notebook 02): non-saturating by default, losses pluggable.
+
+    `d_loss(real_out, fake_out)` and `g_loss(fake_out)` take the discriminator's raw outputs `(B,)`
+    (see `course_utils.losses`). `gp_weight > 0` adds `gp_weight * gradient_penalty` to the d-step (WGAN-GP,
+    notebook 08; logged as `gradient_penalty`). Logs `loss_d`, `loss_g` and, when `outputs_are_logits`,
+    `d_real` = mean D(x) and `d_fake` = mean D(G(z)) (sigmoid of the logits); otherwise the raw means
+    `score_real`, `score_fake` (hinge, Wasserstein). Each step draws its own noise; the d-step runs the
+    generator without a graph.
+    """
+
+    def __init__(
+        self,
+        d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = d_loss_minimax,
+        g_loss: Callable[[torch.Tensor], torch.Tensor] = g_loss_non_saturating,
+        gp_weight: float = 0.0,
+        outputs_are_logits: bool = True,
+    ) -> None:
+        if not callable(d_loss) or not callable(g_loss):
+            raise TypeError("d_loss and g_loss must be functions such as course_utils.losses.d_loss_minimax.")
+        if not isinstance(gp_weight, int | float) or gp_weight < 0:
+            raise ValueError(f"gp_weight must be a number >= 0 (10 is WGAN-GP's usual value); got {gp_weight!r}.")
+        self.d_loss, self.g_loss = d_loss, g_loss
+        self.gp_weight = float(gp_weight)
+        self.outputs_are_logits = bool(outputs_are_logits)
+
+    def settings(self) -> dict[str, Any]:
+        """Loss functions and options (a resumed run must use the same)."""
+        return {
+            "type": type(self).__name__,
+            "d_loss": _callable_name(self.d_loss),
+            "g_loss": _callable_name(self.g_loss),
+            "gp_weight": self.gp_weight,
+            "outputs_are_logits": self.outputs_are_logits,
+        }
+
+    @staticmethod
+    def _real_images(batch: Any) -> torch.Tensor:
+        """The image tensor of a batch (a tensor, or the first item of a tuple)."""
+        return batch[0] if isinstance(batch, tuple | list) else batch
+
+    def _describe(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Mean D(x) and D(G(z)) (probabilities) or mean raw scores, as 0-d tensors."""
+        real_out, fake_out = real_out.detach().float(), fake_out.detach().float()
+        if self.outputs_are_logits:
+            return {"d_real": torch.sigmoid(real_out).mean(), "d_fake": torch.sigmoid(fake_out).mean()}
+        return {"score_real": real_out.mean(), "score_fake": fake_out.mean()}
+
+    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One discriminator update on real images and fresh fakes."""
+        real = self._real_images(batch)  # (B, C, H, W) in [-1, 1]
+        z = self.noise(real.shape[0])  # (B, latent_dim)
+        with torch.no_grad(), self.autocast():
+            fake = self.generator(z)  # (B, C, H, W); no graph back into the generator
+        with self.autocast():
+            real_out = self.discriminator(real)  # (B,)
+            fake_out = self.discriminator(fake)  # (B,) separate batches: batch norm never mixes real and fake
+        loss_d = self.d_loss(real_out, fake_out)  # 0-d, float32
+        logs = {"loss_d": loss_d.detach()}
+        if self.gp_weight > 0:
+            penalty = gradient_penalty(  # float32, plain module (compiled graphs do not double-backward)
+                self.context.discriminator_module, real.float(), fake.float(), generator=self.context.noise_rng
+            )
+            loss_d = loss_d + self.gp_weight * penalty
+            logs["gradient_penalty"] = penalty.detach()
+        self.optimise(loss_d, "d")
+        logs.update(self._describe(real_out, fake_out))
+        return logs
+
+    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One generator update: make fakes and push the discriminator's opinion of them towards 'real'."""
+        real = self._real_images(batch)
+        z = self.noise(real.shape[0])  # (B, latent_dim)
+        with self.frozen(self.context.discriminator_module), self.autocast():
+            fake = self.generator(z)  # (B, C, H, W)
+            fake_out = self.discriminator(fake)  # (B,)
+        loss_g = self.g_loss(fake_out)
+        self.optimise(loss_g, "g")
+        return {"loss_g": loss_g.detach()}
+
+
+# ----------------------------------------------------------------------------- result
+
+
+@dataclass
+class TrainingResult:
+    """What `train_gan` returns: the trained networks, histories, snapshots and speed."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    history: dict[str, list[float]]  # per-epoch means of every logged value, index 0 = epoch 1
+    step_history: dict[str, list[float]]  # every step's value
+    snapshots: dict[int, torch.Tensor]  # epochs completed -> CPU uint8 (num_samples, C, H, W); 0 = before training
+    fixed_noise: torch.Tensor
+    epochs_completed: int
+    checkpoint_path: Path | None
+    timing: dict[str, float] = field(default_factory=dict)  # this call only: seconds, images, images_per_second
+
+    def latest_snapshot(self) -> torch.Tensor:
+        """The newest snapshot as float [0, 1] `(num_samples, C, H, W)`, ready for `viz.show_grid`."""
+        if not self.snapshots:
+            raise ValueError("No snapshots were taken (snapshot_every=0 and training did not finish an epoch).")
+        return self.snapshots[max(self.snapshots)].float() / 255.0
+
+
+# ----------------------------------------------------------------------------- interrupts
+
+
+class _DeferredInterrupt:
+    """While active (main thread only), the first SIGINT sets `requested`; a second one raises KeyboardInterrupt."""
+
+    def __init__(self, announce: bool) -> None:
+        self.requested = False
+        self.announce = announce
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        """Signal handler: remember the request, or give up waiting on the second one."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.announce:
+            tqdm.write(
+                "Interrupt received: finishing the current step and saving a checkpoint "
+                "(interrupt again to stop at once, without saving).",
+                file=sys.stderr,
+            )
+
+    def __enter__(self) -> _DeferredInterrupt:
+        """Install the handler (only possible in the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not None:  # None: installed outside Python; leave it alone
+                signal.signal(signal.SIGINT, self._handle)
+                self._previous, self._installed = previous, True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Put the previous SIGINT handler back."""
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """The training data as a tuple of same-length tensors on `device` (images first)."""
+    if isinstance(data, ImageSet):
+        data = data.images
+    tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data) if isinstance(data, Sequence) else None
+    if not tensors or not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise TypeError(
+            "data must be an image tensor (N, C, H, W) (uint8 or float in [-1, 1]), an ImageSet, or a tuple of "
+            f"tensors with the images first (e.g. (images, labels)); got {type(data).__name__}."
+        )
+    images = tensors[0]
+    if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
+        raise ValueError(
+            f"The images must be a uint8 or float tensor of shape (N, C, H, W); got {images.dtype} "
+            f"{tuple(images.shape)}. Add the channel axis with `images[:, None]` for (N, H, W) data."
+        )
+    counts = {int(t.shape[0]) for t in tensors}
+    if len(counts) != 1:
+        raise ValueError(f"All data tensors need the same first dimension (one row per sample); got {sorted(counts)}.")
+    return tuple(t.to(device) for t in tensors)  # a no-op for tensors already on the device
+
+
+def _check_image_range(images: torch.Tensor) -> None:
+    """ValueError for float images outside [-1, 1]; a warning when they look like [0, 1] (one sync, at start)."""
+    if images.dtype == torch.uint8:
+        return
+    low, high = (float(v) for v in torch.aminmax(images.detach()))
+    if not (math.isfinite(low) and math.isfinite(high)) or low < -1.001 or high > 1.001:
+        raise ValueError(
+            f"Float images must lie in [-1, 1] (the generator's tanh range); these span [{low:.4g}, {high:.4g}]. "
+            "Pass uint8 images (converted per batch) or convert them with `to_model_range` / `x * 2 - 1`."
+        )
+    if low >= 0.0 and high <= 1.0:
+        warnings.warn(
+            f"The float images span [{low:.3g}, {high:.3g}], which looks like [0, 1]; the models work in [-1, 1]. "
+            "Convert with `x * 2 - 1` unless that range is intended.",
+            stacklevel=3,
+        )
+
+
+def _nonfinite_tensor(modules: Mapping[str, nn.Module]) -> str | None:
+    """Name of the first parameter or float buffer holding NaN/inf, or None (one GPU sync)."""
+    named = [
+        (f"{owner}.{name}", t)
+        for owner, module in modules.items()
+        for name, t in [*module.named_parameters(), *module.named_buffers()]
+        if t.is_floating_point()
+    ]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named])  # (P,) bool on the device
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).nonzero()[0, 0])][0]
+
+
+def _to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float images → CPU uint8 [0, 255], the inverse of `to_model_range`."""
+    return images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).cpu()
+
+
+class _Trainer:
+    """The state and the pieces of one `train_gan` call (kept private: the function is the interface)."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, data: Any, config: TrainConfig,
+                 steps: GANSteps, checkpoint_dir: str | Path | None, progress: bool) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}.")
+        if not isinstance(steps, GANSteps):
+            raise TypeError(f"steps must be a GANSteps instance (e.g. DCGANSteps()); got {type(steps).__name__}.")
+        self.generator, self.discriminator, self.config, self.steps = generator, discriminator, config, steps
+        self.device = self._model_device()
+        self.data = _as_tensors(data, self.device)
+        self.num_items = int(self.data[0].shape[0])
+        if self.num_items < config.batch_size:
+            raise ValueError(
+                f"The data has {self.num_items} samples, fewer than batch_size={config.batch_size}; an epoch would "
+                "have no complete batch. Lower batch_size or use more data."
+            )
+        self.steps_per_epoch = self.num_items // config.batch_size  # the incomplete last batch is dropped
+        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        self.progress = progress
+        self.epoch = 0  # epochs completed
+        self.step = 0  # steps completed in the current epoch
+        self.keys: list[str] = []
+        self.history: dict[str, list[float]] = {}
+        self.step_history: dict[str, list[float]] = {}
+        self.snapshots: dict[int, torch.Tensor] = {}
+        self.window: list[torch.Tensor] = []  # per-step (K,) tensors on the device since the last sync
+        self.in_critical = False  # True while the state is between two consistent points
+        self.last_saved: tuple[Path, int, int] | None = None  # (path, epoch, step) of the last good checkpoint
+        self.seconds, self.images_seen = 0.0, 0
+        self.bar: Any = None
+        self.interrupt: _DeferredInterrupt | None = None
+
+    def _model_device(self) -> torch.device:
+        """The device of the generator's parameters; ValueError if the discriminator is elsewhere."""
+        try:
+            g_device = next(self.generator.parameters()).device
+            d_device = next(self.discriminator.parameters()).device
+        except StopIteration:
+            raise ValueError("The generator and discriminator must have parameters to train.") from None
+        if g_device != d_device:
+            raise ValueError(
+                f"The generator is on {g_device} but the discriminator on {d_device}; move both to one device "
+                "(e.g. `discriminator.to(device)`)."
+            )
+        return g_device
+
+    # -- setup ---------------------------------------------------------------------------------------
+
+    def setup(self, fixed_noise: torch.Tensor | None) -> None:
+        """Optimisers, scalers, memory format, compilation, noise generator and fixed noise."""
+        config, device = self.config, self.device
+        self.amp_dtype = resolve_amp(config.amp, device)
+        channels_last = config.channels_last and device.type == "cuda"
+        if channels_last:
+            self.generator.to(memory_format=torch.channels_last)
+            self.discriminator.to(memory_format=torch.channels_last)
+        opt_g, opt_d = self.steps.make_optimisers(self.generator, self.discriminator, config, device)
+        use_scaler = self.amp_dtype == torch.float16
+        scaler_g = torch.amp.GradScaler(device.type) if use_scaler else None
+        scaler_d = torch.amp.GradScaler(device.type) if use_scaler else None
+        g_train = torch.compile(self.generator) if config.compile else self.generator
+        d_train = torch.compile(self.discriminator) if config.compile else self.discriminator
+        noise_rng = torch.Generator(device=device).manual_seed(config.seed)
+        self.context = StepContext(
+            generator=g_train, discriminator=d_train, generator_module=self.generator,
+            discriminator_module=self.discriminator, opt_g=opt_g, opt_d=opt_d, scaler_g=scaler_g,
+            scaler_d=scaler_d, config=config, device=device, amp_dtype=self.amp_dtype, noise_rng=noise_rng,
+            channels_last=channels_last,
+        )
+        self.steps.bind(self.context)
+        _check_image_range(self.data[0])
+        if fixed_noise is None:
+            self.fixed_noise = self.steps.make_fixed_noise(config, device)
+            self.fixed_noise_given = False
+        else:
+            self.fixed_noise = fixed_noise.to(device)
+            self.fixed_noise_given = True
+        self._check_sample_shape()
+
+    def _check_sample_shape(self) -> None:
+        """For plain image data: the generator must make images shaped like the data."""
+        if len(self.data) != 1:
+            return
+        sample = self._sample(self.fixed_noise[:1])  # (1, C, H, W) uint8; no RNG used, eval mode
+        if sample.shape[1:] != self.data[0].shape[1:]:
+            raise ValueError(
+                f"The generator makes images of shape {tuple(sample.shape[1:])} but the data are "
+                f"{tuple(self.data[0].shape[1:])} (C, H, W). Build the generator with the data's image size and "
+                "channels (e.g. DCGANGenerator(latent_dim, image_size=H, channels=C))."
+            )
+
+    def settings(self) -> dict[str, Any]:
+        """The settings a checkpoint must share with this run to be resumed (num_epochs may grow)."""
+        config = self.config
+
+        def describe(module: nn.Module) -> str:
+            return f"{type(module).__name__} with {sum(p.numel() for p in module.parameters())} parameters"
+
+        return {
+            "batch_size": config.batch_size, "lr_g": config.lr_g, "lr_d": config.lr_d, "betas": list(config.betas),
+            "latent_dim": config.latent_dim, "seed": config.seed, "num_samples": config.num_samples,
+            "generator": describe(self.generator), "discriminator": describe(self.discriminator),
+            "steps": self.steps.settings(),
+            "data": {"count": self.num_items, "shape": list(self.data[0].shape[1:]), "dtype": str(self.data[0].dtype)},
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------------------
+
+    def restore(self, resume: bool) -> bool:
+        """Load the checkpoint when resuming and one exists; True if it did."""
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return False
+        if not resume:
+            warnings.warn(f"resume=False: starting afresh; the checkpoint {path} will be overwritten.", stacklevel=3)
+            return False
+        state = load_checkpoint(path, expected_config=self.settings())  # CheckpointMismatchError on changes
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("steps_per_epoch") != self.steps_per_epoch:
+            raise ValueError(f"Checkpoint {path} was not written by this version of train_gan; start a fresh run.")
+        ctx = self.context
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        ctx.opt_g.load_state_dict(state["opt_g"])
+        ctx.opt_d.load_state_dict(state["opt_d"])
+        for scaler, key in ((ctx.scaler_g, "scaler_g"), (ctx.scaler_d, "scaler_d")):
+            if scaler is not None and state.get(key):
+                scaler.load_state_dict(state[key])
+        stored_noise = state["fixed_noise"]
+        if self.fixed_noise_given and not torch.equal(self.fixed_noise.cpu(), stored_noise):
+            raise ValueError(
+                f"fixed_noise differs from the one stored in {path}; pass fixed_noise=None when resuming "
+                "(the stored noise is used) or start a fresh run in another checkpoint_dir."
+            )
+        self.fixed_noise = stored_noise.to(self.device)
+        if state["noise_device"] == self.device.type:
+            ctx.noise_rng.set_state(state["noise_rng"])
+        else:
+            warnings.warn(
+                f"The checkpoint was written on {state['noise_device']}, this run is on {self.device.type}: training "
+                "continues correctly, but not bit-identically to an uninterrupted run.",
+                stacklevel=3,
+            )
+            ctx.noise_rng.manual_seed(self.config.seed + state["epoch"] * self.steps_per_epoch + state["step"])
+        self.steps.load_state_dict(state["steps_state"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.keys = list(state["history"])
+        self.history = {k: [float(v) for v in values] for k, values in state["history"].items()}
+        self.step_history = {k: state["step_history"][k].tolist() for k in self.keys}
+        self.snapshots = {int(k): v for k, v in state["snapshots"].items()}
+        set_rng_state(state["rng"])  # last: nothing above may draw random numbers afterwards
+        self.last_saved = (path, self.epoch, self.step)
+        return True
+
+    def save(self) -> None:
+        """Write the checkpoint atomically, after checking that no parameter is NaN/inf."""
+        if self.checkpoint_path is None:
+            return
+        bad = _nonfinite_tensor({"generator": self.generator, "discriminator": self.discriminator})
+        if bad is not None:  # the last step's update broke the weights although its logged losses were finite
+            epoch, step = (self.epoch + 1, self.step) if self.step > 0 else (self.epoch, self.steps_per_epoch)
+            raise self._diverged(epoch, step, bad, math.nan, what=f"{bad} is NaN or infinite after the optimiser step")
+        ctx = self.context
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": ctx.opt_g.state_dict(),
+            "opt_d": ctx.opt_d.state_dict(),
+            "scaler_g": ctx.scaler_g.state_dict() if ctx.scaler_g is not None else None,
+            "scaler_d": ctx.scaler_d.state_dict() if ctx.scaler_d is not None else None,
+            "epoch": self.epoch,
+            "step": self.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "history": {k: list(v) for k, v in self.history.items()},
+            "step_history": {k: torch.tensor(v, dtype=torch.float64) for k, v in self.step_history.items()},
+            "snapshots": dict(self.snapshots),
+            "fixed_noise": self.fixed_noise.detach().cpu(),
+            "noise_rng": ctx.noise_rng.get_state(),
+            "noise_device": self.device.type,
+            "rng": rng_state(),
+            "steps_state": self.steps.state_dict(),
+            "train_config": config_to_dict(self.config),
+        }
+        save_checkpoint(self.checkpoint_path, state, self.settings())
+        self.last_saved = (self.checkpoint_path, self.epoch, self.step)
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Train until `num_epochs` epochs are complete."""
+        config = self.config
+        if self.epoch == 0 and self.step == 0 and 0 not in self.snapshots:
+            self.snapshots[0] = self._sample(self.fixed_noise)  # before training
+        total = config.num_epochs * self.steps_per_epoch
+        done = min(self.epoch * self.steps_per_epoch + self.step, total)
+        self.bar = tqdm(total=total, initial=done, disable=not self.progress, unit="step", dynamic_ncols=True)
+        while self.epoch < config.num_epochs:
+            self._run_epoch()
+        if self.last_saved is None or self.last_saved[1:] != (self.epoch, self.step):
+            self.save()  # the final state (when no periodic save fell on the last epoch)
+
+    def _run_epoch(self) -> None:
+        """The remaining steps of the current epoch, then its bookkeeping."""
+        config, batch_size = self.config, self.config.batch_size
+        self.bar.set_description(f"epoch {self.epoch + 1}/{config.num_epochs}")
+        order = batch_order(self.num_items, config.seed, self.epoch)  # (N,) on the CPU, once per epoch
+        if self.device.type == "cuda":
+            order = order.pin_memory().to(self.device, non_blocking=True)  # no host wait for the copy
+        else:
+            order = order.to(self.device)
+        started, first_step = time.perf_counter(), self.step
+        while self.step < self.steps_per_epoch:
+            index = order[self.step * batch_size:(self.step + 1) * batch_size]  # (B,)
+            batch = tuple(torch.index_select(t, 0, index) for t in self.data)  # gathered on the device
+            batch = self.steps.prepare_batch(batch[0] if len(batch) == 1 else batch)
+            self.in_critical = True
+            values = self._one_step(batch)  # (K,) on the device
+            self.window.append(values)
+            self.step += 1
+            self.in_critical = False
+            self.bar.update(1)
+            if len(self.window) >= config.log_every:
+                self.flush()
+            if self.interrupt is not None and self.interrupt.requested:
+                raise KeyboardInterrupt  # handled in train_gan: save here, at a step boundary
+        self.flush()  # the epoch's last sync
+        self.seconds += time.perf_counter() - started
+        self.images_seen += (self.steps_per_epoch - first_step) * batch_size
+        self._end_epoch()
+        if self.interrupt is not None and self.interrupt.requested and self.epoch < config.num_epochs:
+            raise KeyboardInterrupt  # (an interrupt during the very last epoch's bookkeeping just lets it finish)
+
+    def _one_step(self, batch: Any) -> torch.Tensor:
+        """d-step then g-step; their logs stacked into one (K,) float32 tensor (no sync)."""
+        logs = dict(self.steps.d_step(batch))
+        g_logs = self.steps.g_step(batch)
+        overlap = set(logs) & set(g_logs)
+        if overlap:
+            raise ValueError(f"d_step and g_step both log {sorted(overlap)}; give the values different names.")
+        logs.update(g_logs)
+        if not self.keys:
+            self.keys = list(logs)
+            self.history = {k: [] for k in self.keys}
+            self.step_history = {k: [] for k in self.keys}
+        if list(logs) != self.keys:
+            raise ValueError(
+                f"The steps logged {list(logs)} but earlier steps logged {self.keys}; log the same names every step."
+            )
+        try:
+            return torch.stack([logs[k].detach().reshape(()).float() for k in self.keys])  # (K,)
+        except (AttributeError, RuntimeError) as err:
+            raise TypeError(
+                "d_step and g_step must return {name: 0-d tensor}, e.g. {'loss_d': loss_d.detach()}; "
+                f"got types {[type(v).__name__ for v in logs.values()]} ({err})."
+            ) from None
+
+    def flush(self) -> None:
+        """Copy the logged values to the CPU (one sync), check them for NaN/inf, extend `step_history`."""
+        if not self.window:
+            return
+        was_critical, self.in_critical = self.in_critical, True  # an interrupt in here leaves no half-copied log
+        values = torch.stack(self.window).cpu()  # (S, K): the only GPU -> CPU copy of the logs
+        first = len(self.step_history[self.keys[0]])  # global index of the window's first step
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            row, col = (int(v) for v in bad[0])
+            global_step = first + row
+            epoch, step = divmod(global_step, self.steps_per_epoch)
+            self.window.clear()
+            raise self._diverged(epoch + 1, step + 1, self.keys[col], float(values[row, col]))
+        self.window.clear()
+        for col, key in enumerate(self.keys):
+            self.step_history[key].extend(values[:, col].tolist())
+        self.in_critical = was_critical
+        if self.bar is not None:
+            means = values.mean(dim=0)  # (K,) over the window, for the progress bar
+            self.bar.set_postfix({k: f"{float(means[i]):.3f}" for i, k in enumerate(self.keys)}, refresh=False)
+
+    def _end_epoch(self) -> None:
+        """Per-epoch means, snapshot and checkpoint once the epoch's steps are done."""
+        config, per_epoch = self.config, self.steps_per_epoch
+        self.in_critical = True
+        start = self.epoch * per_epoch
+        for key in self.keys:
+            self.history[key].append(math.fsum(self.step_history[key][start:start + per_epoch]) / per_epoch)
+        self.epoch, self.step = self.epoch + 1, 0
+        final = self.epoch == config.num_epochs
+        if final or (config.snapshot_every > 0 and self.epoch % config.snapshot_every == 0):
+            self.snapshots[self.epoch] = self._sample(self.fixed_noise)
+        self.in_critical = False
+        if final or (config.checkpoint_every > 0 and self.epoch % config.checkpoint_every == 0):
+            self.save()
+
+    def _sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Generator images for `noise` in eval mode, as CPU uint8 (a sync; only for snapshots)."""
+        module = self.generator
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                images = self.steps.sample(noise)  # (K, C, H, W) in [-1, 1]
+        finally:
+            module.train(was_training)
+        return _to_uint8(images)
+
+    # -- outcomes --------------------------------------------------------------------------------------
+
+    def result(self) -> TrainingResult:
+        """The current state as a `TrainingResult`."""
+        return TrainingResult(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            history={k: list(v) for k, v in self.history.items()},
+            step_history={k: list(v) for k, v in self.step_history.items()},
+            snapshots=dict(self.snapshots),
+            fixed_noise=self.fixed_noise,
+            epochs_completed=self.epoch,
+            checkpoint_path=self.last_saved[0] if self.last_saved else None,
+            timing={
+                "seconds": self.seconds,
+                "images": float(self.images_seen),
+                "images_per_second": self.images_seen / self.seconds if self.seconds > 0 else math.nan,
+            },
+        )
+
+    def _where_saved(self) -> str:
+        """Where the last good checkpoint is, in words."""
+        if self.last_saved is None:
+            if self.checkpoint_path is None:
+                return "No checkpoint exists (checkpoint_dir=None)."
+            return f"No checkpoint had been saved yet, so {self.checkpoint_path} does not exist."
+        path, epoch, step = self.last_saved
+        return f"The last good checkpoint is {path} ({self._position(epoch, step)}); it was not overwritten."
+
+    def _position(self, epoch: int, step: int) -> str:
+        """'after epoch 3/10' or 'epoch 4/10, after step 12/40' (epochs completed, steps in the current one)."""
+        if step == 0:
+            return f"after epoch {epoch}/{self.config.num_epochs}"
+        return f"epoch {epoch + 1}/{self.config.num_epochs}, after step {step}/{self.steps_per_epoch}"
+
+    def _diverged(self, epoch: int, step: int, name: str, value: float, what: str | None = None) -> TrainingDivergedError:
+        """The error for a NaN/inf at 1-based (epoch, step)."""
+        what = what or f"{name} = {value}"
+        message = (
+            f"Training diverged at epoch {epoch}/{self.config.num_epochs}, step {step}/{self.steps_per_epoch}: "
+            f"{what}. {self._where_saved()} {_REMEDIES}"
+        )
+        return TrainingDivergedError(message, epoch=epoch, step=step, name=name, value=value,
+                                     checkpoint_path=self.last_saved[0] if self.last_saved else None,
+                                     result=self.result())
+
+    def interrupted(self, cause: KeyboardInterrupt) -> TrainingInterrupted:
+        """Save if the state is consistent; the `TrainingInterrupted` to raise, with how to resume."""
+        saved = False
+        if not self.in_critical and self.checkpoint_path is not None:
+            self.flush()
+            if self.last_saved is None or self.last_saved[1:] != (self.epoch, self.step):
+                self.save()  # (skipped when the interrupt came right after a periodic save of this state)
+            saved = True
+        position = self._position(self.epoch, self.step)
+        if saved:
+            how = (f"Saved a checkpoint at this point ({position}) to {self.checkpoint_path}. Run the same "
+                   "train_gan(...) call again (resume=True) to continue exactly where it stopped.")
+        elif self.checkpoint_path is None:
+            how = "Nothing was saved (checkpoint_dir=None): a new call starts from scratch. Partial history: err.result."
+        else:
+            how = (f"The interrupt came in the middle of a step, so this state was not saved. {self._where_saved()} "
+                   "Run the same train_gan(...) call again to continue from there (the steps since are repeated "
+                   "identically).")
+        return TrainingInterrupted(f"Training interrupted. {how}", result=self.result(),
+                                   checkpoint_path=self.last_saved[0] if self.last_saved else None, saved=saved)
+
+
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    data: torch.Tensor | ImageSet | Sequence[torch.Tensor],
+    config: TrainConfig,
+    steps: GANSteps | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = True,
+    fixed_noise: torch.Tensor | None = None,
+    progress: bool = True,
+) -> TrainingResult:
+    """Train `generator` against `discriminator` on `data` (introduced in notebook 02; see the module docstring).
+
+    `data`: images `(N, C, H, W)` uint8 (converted per batch to [-1, 1]) or float in [-1, 1], an `ImageSet`,
+    or a tuple with the images first (e.g. `(images, labels)` for a conditional `GANSteps`); it is moved to
+    the models' device once. `steps` defaults to `DCGANSteps()` (non-saturating loss). With `checkpoint_dir`
+    the run checkpoints to `<checkpoint_dir>/last.pt` and, with `resume=True`, continues from it (raising
+    `CheckpointMismatchError` if its settings differ; `num_epochs` may grow). Raises `TrainingInterrupted`
+    on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. On CUDA with
+    `channels_last` the models are converted to that memory format in place.
+    """
+    steps = DCGANSteps() if steps is None else steps
+    trainer = _Trainer(generator, discriminator, data, config, steps, checkpoint_dir, progress)
+    trainer.setup(fixed_noise)
+    generator.train()
+    discriminator.train()
+    resumed = trainer.restore(resume)
+    if progress and resumed:
+        print(f"Resumed from {trainer.checkpoint_path} ({trainer._position(trainer.epoch, trainer.step)}).")
+    if trainer.epoch >= config.num_epochs:
+        if progress:
+            print(f"Nothing to train: the checkpoint has {trainer.epoch} epochs, num_epochs={config.num_epochs}.")
+        return trainer.result()
+    try:
+        with _DeferredInterrupt(announce=progress) as interrupt:
+            trainer.interrupt = interrupt
+            trainer.run()
+    except KeyboardInterrupt as cause:  # TrainingDivergedError and other errors pass through unchanged
+        raise trainer.interrupted(cause) from None
+    finally:
+        trainer.interrupt = None
+        if trainer.bar is not None:
+            trainer.bar.close()
+    return trainer.result()
+
+
+__all__ = [
+    "AMP_MODES",
+    "CHECKPOINT_NAME",
+    "DCGANSteps",
+    "GANSteps",
+    "StepContext",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "TrainingResult",
+    "batch_order",
+    "resolve_amp",
+    "train_gan",
+]
