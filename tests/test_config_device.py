@@ -104,3 +104,12 @@ def test_exercise_check(capsys):
     assert check("q4", "Grey Matter", "grey matter")
     out = capsys.readouterr().out
     assert "q1: correct" in out and "q2: not quite" in out and "q3: not answered" in out
+
+
+def test_run_dir_honours_env_and_rejects_paths(tmp_path, monkeypatch):
+    from course_utils import paths
+
+    monkeypatch.setenv(paths.CHECKPOINT_ENV, str(tmp_path / "ck"))
+    assert paths.run_dir("02_dcgan_cpu") == tmp_path / "ck" / "02_dcgan_cpu"
+    with pytest.raises(ValueError, match="plain folder name"):
+        paths.run_dir("../escape")
