@@ -1,0 +1,22 @@
+"""The throughput benchmark runs end to end on a tiny setting and reports both loops."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_throughput.py"
+
+
+def test_throughput_benchmark_reports_both_loops(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench.json"
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARK), "--images", "256", "--epochs", "1", "--width", "8",
+                                      "--workers", "0", "--json", str(out)])
+    runpy.run_path(str(BENCHMARK), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "classic DataLoader loop, num_workers=0" in printed and "ratio course / best classic" in printed
+    numbers = json.loads(out.read_text())
+    assert numbers["course"] > 0 and numbers["classic"]["0"] > 0
+    assert abs(numbers["ratio"] - numbers["course"] / numbers["classic"]["0"]) < 1e-9
