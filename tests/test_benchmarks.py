@@ -12,7 +12,7 @@ BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_throughp
 
 def test_throughput_benchmark_reports_both_loops(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
-    monkeypatch.setattr(sys, "argv", [str(BENCHMARK), "--images", "256", "--epochs", "1", "--width", "8",
+    monkeypatch.setattr(sys, "argv", [str(BENCHMARK), "--images", "64", "--batch-size", "16", "--epochs", "1", "--width", "8",
                                       "--workers", "0", "--json", str(out)])
     runpy.run_path(str(BENCHMARK), run_name="__main__")
     printed = capsys.readouterr().out
