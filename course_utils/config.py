@@ -69,6 +69,50 @@ class TheorySettings:
     dstar_steps: int = 1000  # training steps of the 1-D discriminator that should learn D*
 
 
+@dataclass(frozen=True)
+class DCGANSettings:
+    """Notebook 02: the DCGAN run on MedMNIST (data, model size, training length, evaluation sample)."""
+
+    dataset: str  # MedMNIST flag; without the file the loader falls back, visibly, to MNI152 slices
+    image_size: int  # 28 (MedMNIST), 64 or 128 (MedMNIST+ files)
+    base_width: int  # channels of the generator's last hidden layer (DCGANGenerator / DCGANDiscriminator)
+    num_epochs: int
+    batch_size: int
+    snapshot_every: int  # epochs between fixed-noise sample grids
+    eval_samples: int  # generated images for the sanity check (mean/std, nearest real neighbour)
+    train_fraction: float = 1.0  # share of the training split used (smoke: a small part)
+    latent_dim: int = 100
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2), DCGAN's choice
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """Notebook 03: judging generated images with domain features, k-NN metrics, KS and a memorisation audit."""
+
+    dataset: str  # MedMNIST flag (the data the DCGAN of notebook 02 learned; its checkpoint is found by this name)
+    image_size: int
+    num_samples: int  # images per method and seed (capped by the size of the test split)
+    seeds: tuple[int, ...]  # sampling seeds; mean ± sd over them
+    k: int  # neighbours for precision/recall and density/coverage
+    classifier_epochs: int  # the domain classifier (cached; notebook 04 reuses it)
+    classifier_train_fraction: float  # share of the training split the classifier learns from (1.0: all)
+    collapse_modes: int  # distinct images of the deliberately mode-collapsed generator
+    pca_components: int  # the blurry baseline: a Gaussian in this many principal components
+    inception_samples: int  # images per set for the optional standard Inception FID
+    inception_download: bool  # may the optional Inception FID download its weights?
+    # a DCGAN trained here only when notebook 02's checkpoint is absent (same package call as 02)
+    dcgan_base_width: int
+    dcgan_epochs: int
+    dcgan_batch_size: int
+    dcgan_train_fraction: float  # share of the training split (1.0: all)
+    classifier_width: int = 16
+    classifier_feature_dim: int = 64
+    audit_percentile: float = 1.0  # memorisation threshold: this percentile of held-out-to-train distances
+    latent_dim: int = 100
+
+
 NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
     "00_setup_and_data": {
         "smoke": SetupSettings(grid_images=16, mni_slices=6, hippocampus_cases=2),
@@ -90,6 +134,40 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
             toy_steps=5000, toy_batch_size=512, toy_latent_dim=2, toy_hidden=128,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=1000, jsd_grid_points=20001,
             collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=1500,
+        ),
+    },
+    "02_dcgan_medmnist": {
+        "smoke": DCGANSettings(
+            dataset="pneumoniamnist", image_size=28, base_width=16, num_epochs=2, batch_size=64,
+            snapshot_every=1, eval_samples=256, train_fraction=0.2,
+        ),
+        "cpu": DCGANSettings(
+            dataset="pneumoniamnist", image_size=28, base_width=64, num_epochs=25, batch_size=128,
+            snapshot_every=1, eval_samples=1000,
+        ),
+        "gpu": DCGANSettings(  # image_size=128 also works (MedMNIST+ 128 px file, 4x the pixels of 64)
+            dataset="pneumoniamnist", image_size=64, base_width=64, num_epochs=100, batch_size=128,
+            snapshot_every=5, eval_samples=1000,
+        ),
+    },
+    "03_evaluating_gans": {
+        "smoke": EvaluationSettings(
+            dataset="pneumoniamnist", image_size=28, num_samples=128, seeds=(0, 1), k=5,
+            classifier_epochs=1, classifier_train_fraction=0.1, collapse_modes=4, pca_components=8,
+            inception_samples=16, inception_download=False,
+            dcgan_base_width=8, dcgan_epochs=1, dcgan_batch_size=32, dcgan_train_fraction=0.05,
+        ),
+        "cpu": EvaluationSettings(
+            dataset="pneumoniamnist", image_size=28, num_samples=600, seeds=(0, 1, 2), k=5,
+            classifier_epochs=8, classifier_train_fraction=1.0, collapse_modes=4, pca_components=32,
+            inception_samples=200, inception_download=True,
+            dcgan_base_width=32, dcgan_epochs=6, dcgan_batch_size=64, dcgan_train_fraction=1.0,
+        ),
+        "gpu": EvaluationSettings(
+            dataset="pneumoniamnist", image_size=64, num_samples=600, seeds=(0, 1, 2, 3, 4), k=5,
+            classifier_epochs=10, classifier_train_fraction=1.0, collapse_modes=4, pca_components=64,
+            inception_samples=600, inception_download=True,
+            dcgan_base_width=64, dcgan_epochs=50, dcgan_batch_size=128, dcgan_train_fraction=1.0,
         ),
     },
 }

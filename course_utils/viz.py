@@ -34,7 +34,7 @@ SHAPE_HELP = "(B, C, H, W), (C, H, W) or (H, W) with C = 1 (grey) or 3 (RGB)"
 # ----------------------------------------------------------------------------- conversion
 
 
-def _require_title(text: Any, what: str = "title") -> str:
+def require_title(text: Any, what: str = "title") -> str:
     """`text` if it is a non-empty string, else a ValueError (every course figure says what it shows)."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{what} must be a non-empty string saying what the figure shows; got {text!r}.")
@@ -177,7 +177,7 @@ def show_grid(
     ax: plt.Axes | None = None,
 ) -> Figure:
     """A grid of images (grey for 1 channel, RGB for 3); `nrow` images per row (default: about square)."""
-    _require_title(title)
+    require_title(title)
     batch = _unit_batch(images, value_range, "images")  # (B, C, H, W) in [0, 1]
     count, channels = batch.shape[0], batch.shape[1]
     per_row = nrow if nrow is not None else math.ceil(math.sqrt(count))
@@ -262,7 +262,7 @@ def show_panels(
     `value_range` and `cmap` are one value for all panels or a list with one per panel; a range of None
     scales that panel to its own min..max. Grey panels are drawn in data units, so a colorbar reads true.
     """
-    _require_title(suptitle, "suptitle")
+    require_title(suptitle, "suptitle")
     images = list(images)
     titles = list(titles)
     if not images:
@@ -272,7 +272,7 @@ def show_panels(
             f"Got {len(images)} images but {len(titles)} titles; give exactly one title per panel."
         )
     for index, text in enumerate(titles):
-        _require_title(text, f"titles[{index}]")
+        require_title(text, f"titles[{index}]")
     ranges = _per_panel(value_range, len(images), _is_single_range, "value_range")
     cmaps = _per_panel(cmap, len(images), lambda c: not isinstance(c, list | tuple), "cmap")
 
@@ -335,7 +335,7 @@ def show_overlay(
 
     `class_names[k]` names label k, with `class_names[0]` the background (as in MSD's dataset.json).
     """
-    _require_title(title)
+    require_title(title)
     names = list(class_names)
     if len(names) < 2 or not all(isinstance(n, str) for n in names):
         raise ValueError(
@@ -413,9 +413,9 @@ def plot_curves(
 
     A curve is a sequence of y values (plotted against 0..n-1) or an (x, y) pair of sequences.
     """
-    _require_title(title)
-    _require_title(xlabel, "xlabel")
-    _require_title(ylabel, "ylabel")
+    require_title(title)
+    require_title(xlabel, "xlabel")
+    require_title(ylabel, "ylabel")
     if not isinstance(curves, Mapping) or not curves:
         raise ValueError(
             "curves must be a non-empty dict {name: values}, e.g. {'discriminator': d_losses, 'generator': g_losses}; "
@@ -462,7 +462,7 @@ def show_volume_slices(
 
     value_range=None shows the volume's own min..max, one grey scale for all slices.
     """
-    _require_title(title)
+    require_title(title)
     tensor = _as_tensor(volume, "volume")
     if tensor.ndim == 4 and tensor.shape[0] == 1:
         tensor = tensor[0]  # (1, D, H, W) -> (D, H, W)

@@ -4,7 +4,7 @@ The maths lives in small pure functions (`gan_losses`, `gan_gradients`) that the
 tests check. Each explorer returns an ipywidgets box inside a Jupyter kernel, and a matplotlib
 `Figure` in headless mode (`COURSE_HEADLESS` set, as the course runner and the tests do, or no kernel).
 
-Introduced in notebook 01 (`loss_playground`).
+Introduced in notebook 01 (`loss_playground`); notebook 02 adds `snapshot_replay` and `latent_explorer`.
 """
 
 from __future__ import annotations
@@ -230,3 +230,247 @@ def loss_playground(d_real: float = DEFAULT_D_REAL, d_fake: float = DEFAULT_D_FA
         control.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([real_slider, fake_slider, unit_choice]), numbers, plot])
+
+
+# ----------------------------------------------------------------------------- notebook 02: DCGAN explorers
+
+
+def _snapshot_unit(images: Any) -> Any:
+    """A snapshot (uint8 0..255 or float [0, 1]) as a float CPU tensor in [0, 1], `(K, C, H, W)`."""
+    import torch
+
+    tensor = images.detach().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(images)
+    if tensor.dtype == torch.uint8:
+        return tensor.float() / 255.0
+    return tensor.float().clamp(0.0, 1.0)
+
+
+def _check_snapshots(snapshots: Any) -> list[int]:
+    """The snapshot epochs in order; ValueError for an empty or malformed dict."""
+    if not isinstance(snapshots, dict) or not snapshots:
+        raise ValueError(
+            "snapshots must be a non-empty dict {epoch: images (K, C, H, W)}, e.g. `result.snapshots` from "
+            f"train_gan; got {type(snapshots).__name__} with {len(snapshots) if hasattr(snapshots, '__len__') else '?'} entries."
+        )
+    for epoch, images in snapshots.items():
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or getattr(images, "ndim", 0) != 4:
+            raise ValueError(
+                f"snapshots maps an epoch (int) to an image batch (K, C, H, W); entry {epoch!r} has "
+                f"{type(images).__name__} of shape {tuple(getattr(images, 'shape', ()))}."
+            )
+    return sorted(snapshots)
+
+
+def evenly_spaced(items: list[int], count: int) -> list[int]:
+    """`count` items spread evenly over `items`, always with the first and the last (all if there are fewer)."""
+    if count < 1:
+        raise ValueError(f"count must be a positive integer; got {count!r}.")
+    if len(items) <= count:
+        return list(items)
+    if count == 1:
+        return [items[-1]]
+    picks = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in sorted(set(picks.tolist()))]
+
+
+def snapshot_replay_figure(snapshots: dict[int, Any], title: str, epochs: list[int] | None = None,
+                           num_images: int = 16):
+    """A static row of sample grids, one per epoch in `epochs` (default: up to 5 evenly spaced snapshots).
+
+    Images are uint8 (0..255) or float in [0, 1], `(K, C, H, W)`; each grid shows the first `num_images`.
+    """
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    viz.require_title(title)
+    available = _check_snapshots(snapshots)
+    chosen = evenly_spaced(available, 5) if epochs is None else list(epochs)
+    missing = [e for e in chosen if e not in snapshots]
+    if missing or not chosen:
+        raise ValueError(f"epochs {missing or chosen} have no snapshot; available: {available}.")
+    fig = Figure(figsize=(2.8 * len(chosen), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(chosen), squeeze=False)[0]
+    for ax, epoch in zip(axes, chosen, strict=True):
+        label = "before training" if epoch == 0 else f"epoch {epoch}"
+        viz.show_grid(_snapshot_unit(snapshots[epoch])[:num_images], title=label, ax=ax)
+    fig.suptitle(title)
+    return fig
+
+
+def snapshot_replay(snapshots: dict[int, Any], title: str, num_images: int = 36):
+    """A slider (with a play button) over the epochs of `snapshots` showing that epoch's sample grid.
+
+    `snapshots`: {epoch: images (K, C, H, W)} as in `TrainingResult.snapshots` (uint8, or float in [0, 1]).
+    Headless: a static Figure with a row of grids at a few evenly spaced epochs. Introduced in notebook 02.
+    """
+    from course_utils import viz
+
+    viz.require_title(title)
+    epochs = _check_snapshots(snapshots)
+    if is_headless():
+        return snapshot_replay_figure(snapshots, title, num_images=min(num_images, 16))
+
+    import ipywidgets as widgets
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    slider = widgets.SelectionSlider(options=[(str(e), e) for e in epochs], value=epochs[-1], description="epoch",
+                                     continuous_update=True)
+    play = widgets.Play(min=0, max=len(epochs) - 1, value=len(epochs) - 1, interval=400, description="play")
+    widgets.jslink((play, "value"), (slider, "index"))
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Show the grid of the selected epoch."""
+        epoch = slider.value
+        fig = Figure(figsize=(5.5, 5.8), layout="constrained")
+        ax = fig.subplots()
+        label = "before training" if epoch == 0 else f"epoch {epoch}"
+        viz.show_grid(_snapshot_unit(snapshots[epoch])[:num_images], title=f"{title}: {label}", ax=ax)
+        with plot:
+            plot.clear_output(wait=True)
+            display(fig)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([play, slider]), plot])
+
+
+def slerp(z_a: Any, z_b: Any, t: Any) -> Any:
+    """Spherical interpolation between latent vectors `z_a`, `z_b` `(D,)` at fractions `t` `(T,)` → `(T, D)`.
+
+    Follows the great circle between the two directions while blending their lengths linearly, so the
+    path stays where Gaussian noise lives (a straight line passes through low-norm points that the
+    generator never saw). Falls back to a straight line when the vectors are (nearly) parallel.
+    Introduced in notebook 02.
+    """
+    import torch
+
+    z_a, z_b = torch.as_tensor(z_a, dtype=torch.float32), torch.as_tensor(z_b, dtype=torch.float32)
+    if z_a.shape != z_b.shape or z_a.dim() != 1:
+        raise ValueError(f"z_a and z_b must be two latent vectors of the same shape (D,); got {tuple(z_a.shape)} "
+                         f"and {tuple(z_b.shape)}.")
+    t = torch.as_tensor(t, dtype=torch.float32).reshape(-1, 1)  # (T, 1)
+    norm_a, norm_b = z_a.norm(), z_b.norm()
+    cos = torch.dot(z_a / norm_a, z_b / norm_b).clamp(-1.0, 1.0)
+    omega = torch.arccos(cos)
+    if float(torch.sin(omega)) < 1e-6:  # (anti)parallel: no unique great circle
+        return (1 - t) * z_a + t * z_b
+    unit = (torch.sin((1 - t) * omega) * (z_a / norm_a) + torch.sin(t * omega) * (z_b / norm_b)) / torch.sin(omega)
+    return unit * ((1 - t) * norm_a + t * norm_b)  # (T, D)
+
+
+def latent_vector(latent_dim: int, seed: int) -> Any:
+    """The standard-normal latent vector `(latent_dim,)` of `seed` (drawn on the CPU: the same on every device)."""
+    import torch
+
+    return torch.randn(latent_dim, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def latent_directions(latent_dim: int, count: int, seed: int = 0) -> Any:
+    """`count` random orthonormal directions in latent space, `(count, latent_dim)` (QR of Gaussian noise)."""
+    import torch
+
+    if not 1 <= count <= latent_dim:
+        raise ValueError(f"count must be between 1 and latent_dim={latent_dim}; got {count!r}.")
+    noise = torch.randn(latent_dim, count, generator=torch.Generator().manual_seed(int(seed)))
+    q, _ = torch.linalg.qr(noise)  # (latent_dim, count), orthonormal columns
+    return q.T.contiguous()
+
+
+def _generate(generator: Any, z: Any, device: Any) -> Any:
+    """Images in [0, 1] (CPU) from latent vectors `(N, D)`, with the generator in eval mode (restored after)."""
+    import torch
+
+    was_training = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            images = generator(z.to(device))  # (N, C, H, W) in [-1, 1]
+    finally:
+        generator.train(was_training)
+    return images.float().add(1.0).div(2.0).clamp(0.0, 1.0).cpu()
+
+
+def latent_explorer_figure(generator: Any, latent_dim: int, device: Any, seed_a: int = 0, seed_b: int = 1,
+                           num_steps: int = 8, direction_seed: int = 0, step_range: float = 6.0):
+    """Static: an interpolation strip from seed A to seed B (slerp) and a walk along one latent direction from A."""
+    import torch
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    z_a, z_b = latent_vector(latent_dim, seed_a), latent_vector(latent_dim, seed_b)
+    fractions = torch.linspace(0.0, 1.0, num_steps)
+    path = slerp(z_a, z_b, fractions)  # (num_steps, latent_dim)
+    direction = latent_directions(latent_dim, 1, direction_seed)[0]  # (latent_dim,)
+    offsets = torch.linspace(-step_range, step_range, num_steps)
+    walk = z_a[None] + offsets[:, None] * direction[None]  # (num_steps, latent_dim)
+    images = _generate(generator, torch.cat([path, walk]), device)  # (2 * num_steps, C, H, W)
+    fig = Figure(figsize=(1.3 * num_steps + 0.5, 3.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    viz.show_grid(images[:num_steps], nrow=num_steps, ax=top,
+                  title=f"interpolation (slerp) from seed {seed_a} (left) to seed {seed_b} (right)")
+    viz.show_grid(images[num_steps:], nrow=num_steps, ax=bottom,
+                  title=f"seed {seed_a} moved along latent direction {direction_seed}, "
+                        f"from {-step_range:g} to {step_range:g}")
+    fig.suptitle("Latent explorer (static view)")
+    return fig
+
+
+def latent_explorer(generator: Any, latent_dim: int, device: Any, seed_a: int = 0, seed_b: int = 1,
+                    num_directions: int = 3, step_range: float = 6.0, num_steps: int = 8):
+    """Explore a generator's latent space: blend seed A into seed B and move along random latent directions.
+
+    Live: seed boxes, an A→B mix slider (slerp) and `num_directions` direction sliders in
+    [-`step_range`, `step_range`], with the image redrawn on every change. Headless: a static Figure with an
+    interpolation strip and a walk along one direction (`num_steps` images each). Introduced in notebook 02.
+    """
+    if not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(f"latent_dim must be a positive integer (the generator's, e.g. 100); got {latent_dim!r}.")
+    if is_headless():
+        return latent_explorer_figure(generator, latent_dim, device, seed_a, seed_b, num_steps, 0, step_range)
+
+    import ipywidgets as widgets
+    import torch
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    directions = latent_directions(latent_dim, num_directions, seed=0)  # (num_directions, latent_dim)
+    seed_a_box = widgets.BoundedIntText(value=seed_a, min=0, max=2**31 - 1, description="seed A")
+    seed_b_box = widgets.BoundedIntText(value=seed_b, min=0, max=2**31 - 1, description="seed B")
+    mix = widgets.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.05, description="A → B", continuous_update=False)
+    sliders = [widgets.FloatSlider(value=0.0, min=-step_range, max=step_range, step=0.1,
+                                   description=f"direction {i}", continuous_update=False)
+               for i in range(num_directions)]
+    reset = widgets.Button(description="reset directions")
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Generate and show the image for the current controls."""
+        z_a, z_b = latent_vector(latent_dim, seed_a_box.value), latent_vector(latent_dim, seed_b_box.value)
+        z = slerp(z_a, z_b, torch.tensor([mix.value]))[0]  # (latent_dim,)
+        for slider, direction in zip(sliders, directions, strict=True):
+            z = z + slider.value * direction
+        image = _generate(generator, z[None], device)  # (1, C, H, W)
+        fig = Figure(figsize=(3.6, 3.9), layout="constrained")
+        moves = ", ".join(f"{s.value:+.1f}" for s in sliders)
+        viz.show_grid(image, ax=fig.subplots(),
+                      title=f"A={seed_a_box.value} → B={seed_b_box.value} at {mix.value:.2f}\ndirections: {moves}")
+        with plot:
+            plot.clear_output(wait=True)
+            display(fig)
+
+    def on_reset(_button) -> None:
+        """Put every direction slider back to 0."""
+        for slider in sliders:
+            slider.value = 0.0
+
+    for control in (seed_a_box, seed_b_box, mix, *sliders):
+        control.observe(redraw, names="value")
+    reset.on_click(on_reset)
+    redraw()
+    return widgets.HBox([widgets.VBox([seed_a_box, seed_b_box, mix, *sliders, reset]), plot])

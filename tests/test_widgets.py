@@ -143,3 +143,112 @@ def test_headless_playground_in_bits(monkeypatch) -> None:
     monkeypatch.setenv("COURSE_HEADLESS", "1")
     fig = loss_playground(d_real=0.1, d_fake=0.9, base=2)
     assert "bits" in fig.get_suptitle() and "0.152" in fig.get_suptitle()
+
+
+# ----------------------------------------------------------------------------- notebook 02: DCGAN explorers
+
+
+def _tiny_generator(latent_dim: int = 8):
+    from course_utils.models.dcgan import DCGANGenerator
+
+    torch.manual_seed(0)
+    return DCGANGenerator(latent_dim=latent_dim, image_size=28, channels=1, base_width=4)
+
+
+def _fake_snapshots(epochs=(0, 1, 2, 3, 4, 5, 6, 7, 8)) -> dict[int, torch.Tensor]:
+    rng = torch.Generator().manual_seed(0)
+    return {e: torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8, generator=rng) for e in epochs}
+
+
+def test_evenly_spaced_keeps_first_and_last() -> None:
+    assert widgets.evenly_spaced([0, 1, 2, 3, 4, 5, 6, 7, 8], 5) == [0, 2, 4, 6, 8]
+    assert widgets.evenly_spaced([0, 5, 10], 5) == [0, 5, 10]
+    assert widgets.evenly_spaced([0, 1, 2], 1) == [2]
+
+
+def test_headless_snapshot_replay_is_a_titled_row_of_grids(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    fig = widgets.snapshot_replay(_fake_snapshots(), title="DCGAN samples over training")
+    assert isinstance(fig, Figure)
+    assert fig.get_suptitle() == "DCGAN samples over training"
+    assert [ax.get_title() for ax in fig.axes] == ["before training", "epoch 2", "epoch 4", "epoch 6", "epoch 8"]
+    fig.canvas.draw()
+
+
+def test_snapshot_replay_accepts_float_snapshots_and_explicit_epochs() -> None:
+    snapshots = {e: torch.rand(4, 1, 28, 28) for e in (1, 2, 3)}
+    fig = widgets.snapshot_replay_figure(snapshots, title="float snapshots", epochs=[1, 3])
+    assert [ax.get_title() for ax in fig.axes] == ["epoch 1", "epoch 3"]
+
+
+@pytest.mark.parametrize("bad", [{}, {1: torch.zeros(28, 28)}, [torch.zeros(1, 1, 28, 28)]])
+def test_snapshot_replay_rejects_malformed_snapshots(monkeypatch, bad) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    with pytest.raises(ValueError, match="snapshots"):
+        widgets.snapshot_replay(bad, title="x")
+
+
+def test_snapshot_replay_needs_a_title() -> None:
+    with pytest.raises(ValueError, match="title"):
+        widgets.snapshot_replay(_fake_snapshots(), title="")
+
+
+def test_snapshot_replay_rejects_unknown_epochs() -> None:
+    with pytest.raises(ValueError, match="no snapshot"):
+        widgets.snapshot_replay_figure(_fake_snapshots((0, 1)), title="x", epochs=[5])
+
+
+def test_slerp_endpoints_norms_and_parallel_fallback() -> None:
+    z_a, z_b = widgets.latent_vector(16, 0), widgets.latent_vector(16, 1)
+    path = widgets.slerp(z_a, z_b, torch.linspace(0, 1, 5))
+    assert path.shape == (5, 16)
+    torch.testing.assert_close(path[0], z_a)
+    torch.testing.assert_close(path[-1], z_b)
+    # the norm is blended linearly along the path (the straight line would dip in the middle)
+    expected = torch.lerp(z_a.norm(), z_b.norm(), torch.linspace(0, 1, 5))
+    torch.testing.assert_close(path.norm(dim=1), expected)
+    assert path[2].norm() > ((z_a + z_b) / 2).norm()
+    parallel = widgets.slerp(z_a, 2 * z_a, torch.tensor([0.5]))
+    torch.testing.assert_close(parallel[0], 1.5 * z_a)
+
+
+def test_slerp_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="same shape"):
+        widgets.slerp(torch.zeros(4), torch.zeros(5), [0.5])
+
+
+def test_latent_vectors_and_directions_are_reproducible() -> None:
+    assert torch.equal(widgets.latent_vector(10, 3), widgets.latent_vector(10, 3))
+    directions = widgets.latent_directions(10, 3, seed=1)
+    assert directions.shape == (3, 10)
+    torch.testing.assert_close(directions @ directions.T, torch.eye(3), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="count"):
+        widgets.latent_directions(4, 5)
+
+
+def test_headless_latent_explorer_is_a_titled_strip(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    generator = _tiny_generator()
+    generator.train()
+    fig = widgets.latent_explorer(generator, latent_dim=8, device="cpu", seed_a=0, seed_b=1, num_steps=6)
+    assert isinstance(fig, Figure)
+    assert fig.get_suptitle()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 2 and "seed 0" in titles[0] and "seed 1" in titles[0]
+    assert generator.training  # the explorer restores the generator's mode
+    fig.canvas.draw()
+
+
+def test_latent_explorer_rejects_bad_latent_dim(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    with pytest.raises(ValueError, match="latent_dim"):
+        widgets.latent_explorer(_tiny_generator(), latent_dim=0, device="cpu")
+
+
+def test_live_widgets_build_without_a_frontend(monkeypatch) -> None:
+    pytest.importorskip("ipywidgets")
+    monkeypatch.setattr(widgets, "is_headless", lambda: False)
+    box = widgets.snapshot_replay(_fake_snapshots((0, 1, 2)), title="live replay")
+    assert type(box).__name__ == "VBox"
+    explorer = widgets.latent_explorer(_tiny_generator(), latent_dim=8, device="cpu", num_directions=2)
+    assert type(explorer).__name__ == "HBox"

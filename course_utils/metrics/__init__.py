@@ -1,6 +1,7 @@
-"""Metrics for the course: distribution metrics for generated sets and the memorisation audit.
+"""Metrics for the course: distribution metrics for generated sets, the memorisation audit, feature spaces.
 
-Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)` in [0, 1] here.
+Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)` in [0, 1] here
+(the feature extractors also take uint8).
 """
 
 from course_utils.metrics.distribution import (
@@ -14,18 +15,38 @@ from course_utils.metrics.distribution import (
     normalised_class_entropy,
     precision_recall,
 )
+from course_utils.metrics.features import (
+    DomainClassifier,
+    DomainClassifierRun,
+    InceptionWeightsUnavailableError,
+    classifier_accuracy,
+    extract_features,
+    inception_fid,
+    load_or_train_domain_classifier,
+    predict_labels,
+    train_domain_classifier,
+)
 from course_utils.metrics.memorisation import memorisation_audit, nearest_neighbour_distances
 
 __all__ = [
+    "DomainClassifier",
+    "DomainClassifierRun",
+    "InceptionWeightsUnavailableError",
     "class_balance",
+    "classifier_accuracy",
     "density_coverage",
+    "extract_features",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
+    "inception_fid",
     "knn_radii",
     "ks_intensity_test",
+    "load_or_train_domain_classifier",
     "memorisation_audit",
     "nearest_neighbour_distances",
     "normalised_class_entropy",
     "precision_recall",
+    "predict_labels",
+    "train_domain_classifier",
 ]

@@ -47,7 +47,7 @@ def _check_image_size(image_size: object) -> int:
 def _stage_widths(image_size: int, base_width: int) -> list[int]:
     """Channel widths from the smallest feature map (7 or 4 px) to the last hidden one, halving each stage.
 
-    28 px: [4w, 2w] at 7 and 14 px; 64 px: [8w, 4w, 2w, w] at 4, 8, 16, 32 px.
+    28 px: [2w, w] at 7 and 14 px; 64 px: [8w, 4w, 2w, w] at 4, 8, 16, 32 px.
     """
     if image_size == SMALL_SIZE:
         stages = 2  # 7 -> 14 -> (28 is the output layer)
