@@ -33,6 +33,9 @@ class NotebookRun:
     fallbacks: tuple[str, ...]
 
 
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def course_notebooks(folder: Path) -> list[Path]:
     """The numbered course notebooks in `folder`, in course order."""
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
@@ -42,9 +45,10 @@ def execute_notebook(notebook, folder: Path, profile: str, report_path: Path | N
     """Run `notebook` top to bottom, in place, in a fresh kernel started in `folder` under `profile`."""
     from nbclient import NotebookClient
 
-    env_backup = {k: os.environ.get(k) for k in (PROFILE_ENV, REPORT_ENV, HEADLESS_ENV)}
+    env_backup = {k: os.environ.get(k) for k in (PROFILE_ENV, REPORT_ENV, HEADLESS_ENV, "MPLBACKEND")}
     os.environ[PROFILE_ENV] = profile
     os.environ[HEADLESS_ENV] = "1"
+    os.environ["MPLBACKEND"] = INLINE_BACKEND  # figures into the executed notebook, even if the shell set Agg
     if report_path is not None:
         report_path.unlink(missing_ok=True)
         os.environ[REPORT_ENV] = str(report_path)

@@ -40,3 +40,16 @@ def test_strip_outputs_keeps_only_checked_cells():
     cleaned = runner.strip_outputs(notebook)
     assert [len(c.outputs) for c in cleaned.cells] == [1, 0]
     assert [c.execution_count for c in cleaned.cells] == [1, None]
+
+
+def test_figures_are_embedded_even_when_the_shell_sets_agg(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # CI and headless shells set this; make course must still show figures
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write(notebooks / "00_plot.ipynb",
+           "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.title('t')\nplt.show()")
+    runner.run_course("smoke", [], tmp_path / "build", notebooks_dir=notebooks)
+    executed = nbformat.read(tmp_path / "build" / "00_plot.ipynb", as_version=4)
+    images = [o for o in executed.cells[0].outputs if "image/png" in o.get("data", {})]
+    assert images, "the figure is missing from the executed notebook"
+    assert runner.os.environ["MPLBACKEND"] == "Agg", "the caller's environment is restored"
