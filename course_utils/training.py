@@ -318,8 +318,11 @@ class DCGANSteps(GANSteps):
     (see `course_utils.losses`). `gp_weight > 0` adds `gp_weight * gradient_penalty` to the d-step (WGAN-GP,
     notebook 08; logged as `gradient_penalty`). Logs `loss_d`, `loss_g` and, when `outputs_are_logits`,
     `d_real` = mean D(x) and `d_fake` = mean D(G(z)) (sigmoid of the logits); otherwise the raw means
-    `score_real`, `score_fake` (hinge, Wasserstein). Each step draws its own noise; the d-step runs the
-    generator without a graph.
+    `score_real`, `score_fake` (hinge, Wasserstein).
+
+    As in the classic PyTorch DCGAN example, one batch of fakes serves both updates: the d-step runs the
+    generator once (keeping its graph) and shows the discriminator `fake.detach()`; the g-step that follows
+    reuses those fakes, so every training step costs one generator forward pass, not two.
     """
 
     def __init__(
@@ -336,6 +339,7 @@ class DCGANSteps(GANSteps):
         self.d_loss, self.g_loss = d_loss, g_loss
         self.gp_weight = float(gp_weight)
         self.outputs_are_logits = bool(outputs_are_logits)
+        self._fake: torch.Tensor | None = None  # the d-step's fakes, with their graph, for the next g-step
 
     def settings(self) -> dict[str, Any]:
         """Loss functions and options (a resumed run must use the same)."""
@@ -363,9 +367,9 @@ class DCGANSteps(GANSteps):
         """One discriminator update on real images and fresh fakes."""
         real = self._real_images(batch)  # (B, C, H, W) in [-1, 1]
         z = self.noise(real.shape[0])  # (B, latent_dim)
-        with torch.no_grad(), self.autocast():
-            fake = self.generator(z)  # (B, C, H, W); no graph back into the generator
         with self.autocast():
+            self._fake = self.generator(z)  # (B, C, H, W), graph kept for the g-step
+            fake = self._fake.detach()  # the d-step's loss must not reach the generator
             real_out = self.discriminator(real)  # (B,)
             fake_out = self.discriminator(fake)  # (B,) separate batches: batch norm never mixes real and fake
         loss_d = self.d_loss(real_out, fake_out)  # 0-d, float32
@@ -383,9 +387,10 @@ class DCGANSteps(GANSteps):
     def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """One generator update: make fakes and push the discriminator's opinion of them towards 'real'."""
         real = self._real_images(batch)
-        z = self.noise(real.shape[0])  # (B, latent_dim)
+        fake, self._fake = self._fake, None
         with self.frozen(self.context.discriminator_module), self.autocast():
-            fake = self.generator(z)  # (B, C, H, W)
+            if fake is None or fake.shape[0] != real.shape[0]:  # g-step without a d-step before it
+                fake = self.generator(self.noise(real.shape[0]))  # (B, C, H, W)
             fake_out = self.discriminator(fake)  # (B,)
         loss_g = self.g_loss(fake_out)
         self.optimise(loss_g, "g")
