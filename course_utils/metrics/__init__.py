@@ -27,19 +27,23 @@ from course_utils.metrics.features import (
     train_domain_classifier,
 )
 from course_utils.metrics.memorisation import memorisation_audit, nearest_neighbour_distances
+from course_utils.metrics.segmentation import case_scores, dice_per_class, iou_per_class, summarise_scores
 
 __all__ = [
     "DomainClassifier",
     "DomainClassifierRun",
     "InceptionWeightsUnavailableError",
     "class_balance",
+    "case_scores",
     "classifier_accuracy",
     "density_coverage",
+    "dice_per_class",
     "extract_features",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
     "inception_fid",
+    "iou_per_class",
     "knn_radii",
     "ks_intensity_test",
     "load_or_train_domain_classifier",
@@ -48,5 +52,6 @@ __all__ = [
     "normalised_class_entropy",
     "precision_recall",
     "predict_labels",
+    "summarise_scores",
     "train_domain_classifier",
 ]
