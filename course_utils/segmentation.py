@@ -185,13 +185,14 @@ def predict_volume(segmenter: nn.Module, volume: ArrayLike, side: int = 64, axis
                    batch_size: int = 64) -> np.ndarray:
     """Label volume (same shape, uint8) predicted slice by slice along `axis` for a uint8 `(D, H, W)` volume.
 
-    Each slice is zero-padded (centred) to `side` x `side` exactly as in training, segmented, and the
-    prediction is cropped back, so the result lines up voxel for voxel with the original volume.
+    Each slice is prepared exactly as `hippocampus_slices` prepares training slices — turned with
+    `rotate_up` (a 90° rotation) and zero-padded (centred) to `side` x `side` — segmented, then cropped and
+    turned back, so the result lines up voxel for voxel with the original volume.
     """
     volume = np.asarray(volume)
     if volume.ndim != 3 or volume.dtype != np.uint8:
         raise ValueError(f"volume must be a uint8 (D, H, W) array; got {volume.dtype} of shape {volume.shape}.")
-    planes = np.moveaxis(volume, axis, 0)  # (S, h, w): the slices along `axis`
+    planes = np.rot90(np.moveaxis(volume, axis, 0), k=1, axes=(1, 2))  # (S, h, w): rotate_up of every slice
     height, width = planes.shape[1:]
     if max(height, width) > side:
         raise ValueError(f"slices of {height}x{width} do not fit into side={side}; use side >= {max(height, width)}.")
@@ -208,4 +209,4 @@ def predict_volume(segmenter: nn.Module, volume: ArrayLike, side: int = 64, axis
     finally:
         segmenter.train(was_training)
     cropped = torch.cat(labels)[:, top:top + height, left:left + width].numpy()  # (S, h, w)
-    return np.moveaxis(cropped, 0, axis)
+    return np.ascontiguousarray(np.moveaxis(np.rot90(cropped, k=-1, axes=(1, 2)), 0, axis))  # undo rotate_up

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from course_utils.data.slicing import pad_to_square, rotate_up
 from course_utils.metrics.segmentation import dice_per_class
 from course_utils.models.critics import PatchGANCritic
 from course_utils.models.unet import UNet
@@ -51,14 +52,27 @@ def test_split_cases_is_disjoint_complete_and_seeded():
 
 
 class ThresholdSegmenter(nn.Module):
-    """Class 1 where the image is brighter than 0, else class 0 (a model with a known answer)."""
+    """Class 1 where the image is brighter than 0 *and* in the top half of the slice (a known, position-dependent answer)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.tensor(50.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([torch.zeros_like(x), self.scale * x], dim=1)  # (B, 2, H, W)
+        top_half = (torch.arange(x.shape[-2]) < x.shape[-2] // 2).float()[:, None]  # (H, 1)
+        return torch.cat([torch.zeros_like(x), self.scale * x * top_half], dim=1)  # (B, 2, H, W)
+
+
+def expected_prediction(volume: np.ndarray, axis: int, side: int) -> np.ndarray:
+    """What predict_volume must return, derived slice by slice the way hippocampus_slices builds slices."""
+    planes = []
+    for index in range(volume.shape[axis]):
+        plane = rotate_up(np.take(volume, index, axis=axis))  # as in training
+        padded = pad_to_square(torch.from_numpy(plane)[None, None], side)[0, 0].numpy()
+        top, left = (side - plane.shape[0]) // 2, (side - plane.shape[1]) // 2
+        rule = (padded.astype(float) / 127.5 - 1 > 0) & (np.arange(side) < side // 2)[:, None]
+        planes.append(np.rot90(rule[top:top + plane.shape[0], left:left + plane.shape[1]], k=-1))
+    return np.stack(planes, axis=axis).astype(np.uint8)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -67,7 +81,7 @@ def test_predict_volume_lines_up_with_the_volume(axis):
     volume = rng.integers(0, 256, size=(9, 13, 11), dtype=np.uint8)
     predicted = predict_volume(ThresholdSegmenter(), volume, side=16, axis=axis, batch_size=4)
     assert predicted.shape == volume.shape and predicted.dtype == np.uint8
-    np.testing.assert_array_equal(predicted, (volume.astype(float) / 127.5 - 1 > 0).astype(np.uint8))
+    np.testing.assert_array_equal(predicted, expected_prediction(volume, axis, 16))
 
 
 def test_predict_volume_rejects_bad_input():
