@@ -113,6 +113,69 @@ class EvaluationSettings:
     latent_dim: int = 100
 
 
+@dataclass(frozen=True)
+class StabilitySettings:
+    """Notebook 08: three GAN objectives over seeds, DiffAugment on a small set, compute cost, a 3-D GAN."""
+
+    # loss comparison: the same DCGAN with the non-saturating loss, hinge + spectral norm, WGAN-GP + TTUR
+    dataset: str  # MedMNIST flag of the loss comparison (notebook 02's data)
+    image_size: int
+    base_width: int
+    num_epochs: int
+    batch_size: int
+    train_fraction: float  # share of the training split used
+    seeds: tuple[int, ...]  # training seeds per objective: mean ± sd over them
+    eval_samples: int  # generated images per run for the metrics (capped by the test split)
+    snapshot_samples: int  # fixed-noise images per epoch (domain-FD over training, the stability curve)
+    classifier_epochs: int  # the domain classifier (same settings as notebook 03, so its cache is shared)
+    classifier_train_fraction: float
+    # small data: DiffAugment with and without
+    small_dataset: str  # a small MedMNIST set (BreastMNIST: 546 training images)
+    small_epochs: int
+    small_batch_size: int
+    small_seeds: tuple[int, ...]
+    small_classifier_epochs: int
+    # outlook: a 3-D DCGAN on MedMNIST volumes
+    volume_dataset: str
+    volume_size: int  # 28 or 64 voxels per side
+    volume_base_width: int
+    volume_epochs: int
+    volume_batch_size: int
+    volume_train_fraction: float
+    timing_steps: int  # training steps timed per model for the compute-cost table
+    interpret_samples: int  # latent codes for the interpretability probe
+    k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
+    latent_dim: int = 100
+    volume_latent_dim: int = 64
+    lr: float = 2e-4  # non-saturating and hinge runs (DCGAN's Adam)
+    wgan_lr_g: float = 1e-4  # WGAN-GP with TTUR: the critic learns 4x faster than the generator
+    wgan_lr_d: float = 4e-4
+    wgan_betas: tuple[float, float] = (0.0, 0.9)  # Adam betas of the WGAN-GP paper
+    gp_weight: float = 10.0
+    classifier_width: int = 16
+    classifier_feature_dim: int = 64
+    audit_percentile: float = 1.0
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """Notebook 07: U-Net segmenter with and without an (image, mask) critic on hippocampus MRI."""
+
+    image_size: int  # slices are zero-padded to this square (64 holds every Task04 slice without resizing)
+    width: int  # U-Net channels at full resolution (doubling per stage)
+    depth: int  # U-Net down/up stages
+    num_epochs: int  # the same for both runs: the same number of segmenter updates
+    batch_size: int
+    adversarial_weight: float  # weight of the critic's loss next to Dice + cross-entropy
+    critic_width: int
+    critic_layers: int  # PatchGAN stride-2 layers (3: each logit sees a 38 x 38 patch)
+    max_train_cases: int | None = None  # None: every training subject (the smoke profile uses a few)
+    max_eval_cases: int | None = None  # None: every validation/test subject
+    lr_g: float = 1e-3  # segmenter
+    lr_d: float = 2e-4  # critic
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam's defaults: this is mostly supervised training
+
+
 NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
     "00_setup_and_data": {
         "smoke": SetupSettings(grid_images=16, mni_slices=6, hippocampus_cases=2),
@@ -168,6 +231,49 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
             classifier_epochs=10, classifier_train_fraction=1.0, collapse_modes=4, pca_components=64,
             inception_samples=600, inception_download=True,
             dcgan_base_width=64, dcgan_epochs=50, dcgan_batch_size=128, dcgan_train_fraction=1.0,
+        ),
+    },
+    "07_segmentation_gan": {
+        "smoke": SegmentationSettings(
+            image_size=64, width=8, depth=3, num_epochs=1, batch_size=32, adversarial_weight=0.05,
+            critic_width=8, critic_layers=3, max_train_cases=4, max_eval_cases=2,
+        ),
+        "cpu": SegmentationSettings(
+            image_size=64, width=16, depth=3, num_epochs=4, batch_size=32, adversarial_weight=0.05,
+            critic_width=32, critic_layers=3,
+        ),
+        "gpu": SegmentationSettings(
+            image_size=64, width=32, depth=4, num_epochs=30, batch_size=64, adversarial_weight=0.05,
+            critic_width=64, critic_layers=3,
+        ),
+    },
+    "08_stabilizing_gans_and_open_challenges": {
+        "smoke": StabilitySettings(
+            dataset="pneumoniamnist", image_size=28, base_width=8, num_epochs=2, batch_size=32,
+            train_fraction=0.05, seeds=(0, 1), eval_samples=96, snapshot_samples=64,
+            classifier_epochs=1, classifier_train_fraction=0.1,
+            small_dataset="breastmnist", small_epochs=2, small_batch_size=32, small_seeds=(0, 1),
+            small_classifier_epochs=1,
+            volume_dataset="adrenalmnist3d", volume_size=28, volume_base_width=4, volume_epochs=1,
+            volume_batch_size=8, volume_train_fraction=0.05, timing_steps=1, interpret_samples=128,
+        ),
+        "cpu": StabilitySettings(
+            dataset="pneumoniamnist", image_size=28, base_width=32, num_epochs=12, batch_size=64,
+            train_fraction=1.0, seeds=(0, 1, 2), eval_samples=600, snapshot_samples=256,
+            classifier_epochs=8, classifier_train_fraction=1.0,
+            small_dataset="breastmnist", small_epochs=120, small_batch_size=32, small_seeds=(0, 1, 2),
+            small_classifier_epochs=15,
+            volume_dataset="adrenalmnist3d", volume_size=28, volume_base_width=8, volume_epochs=10,
+            volume_batch_size=16, volume_train_fraction=1.0, timing_steps=5, interpret_samples=2000,
+        ),
+        "gpu": StabilitySettings(
+            dataset="pneumoniamnist", image_size=64, base_width=64, num_epochs=40, batch_size=128,
+            train_fraction=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=600, snapshot_samples=256,
+            classifier_epochs=10, classifier_train_fraction=1.0,
+            small_dataset="breastmnist", small_epochs=400, small_batch_size=32, small_seeds=(0, 1, 2, 3, 4),
+            small_classifier_epochs=20,
+            volume_dataset="adrenalmnist3d", volume_size=64, volume_base_width=16, volume_epochs=100,
+            volume_batch_size=16, volume_train_fraction=1.0, timing_steps=10, interpret_samples=5000,
         ),
     },
 }

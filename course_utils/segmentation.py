@@ -16,6 +16,7 @@ Masks in batches are integer label maps `(B, 1, H, W)` (uint8 0..K-1). Volumes a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.data.imageset import to_model_range
+from course_utils.data.imageset import ImageSet, to_model_range
 from course_utils.data.slicing import pad_to_square
 from course_utils.losses import d_loss_minimax, g_loss_non_saturating
 from course_utils.training import GANSteps
@@ -210,3 +211,83 @@ def predict_volume(segmenter: nn.Module, volume: ArrayLike, side: int = 64, axis
         segmenter.train(was_training)
     cropped = torch.cat(labels)[:, top:top + height, left:left + width].numpy()  # (S, h, w)
     return np.ascontiguousarray(np.moveaxis(np.rot90(cropped, k=-1, axes=(1, 2)), 0, axis))  # undo rotate_up
+
+
+@torch.no_grad()
+def segment_stack(segmenter: nn.Module, stack: ArrayLike, batch_size: int = 64) -> np.ndarray:
+    """Label maps `(S, H, W)` uint8 for slices that are already prepared like the training slices, uint8 `(S, H, W)`."""
+    stack = np.asarray(stack)
+    if stack.ndim != 3 or stack.dtype != np.uint8:
+        raise ValueError(f"stack must be uint8 slices (S, H, W); got {stack.dtype} of shape {stack.shape}.")
+    device = next(segmenter.parameters()).device
+    was_training = segmenter.training
+    segmenter.eval()
+    try:
+        slices = torch.from_numpy(np.ascontiguousarray(stack))[:, None]  # (S, 1, H, W)
+        labels = [segmenter(to_model_range(slices[i:i + batch_size]).to(device)).argmax(dim=1).to(torch.uint8).cpu()
+                  for i in range(0, len(slices), batch_size)]
+    finally:
+        segmenter.train(was_training)
+    return torch.cat(labels).numpy()
+
+
+@dataclass
+class SegmentationTask:
+    """What notebook 07 trains on and is judged on: training slices, and whole held-out volumes per subject."""
+
+    train: ImageSet  # 2-D slices (N, 1, size, size) uint8 with masks, from the training subjects only
+    val_volumes: list[tuple[str, np.ndarray, np.ndarray]]  # (subject, image (D, H, W) uint8, labels (D, H, W))
+    test_volumes: list[tuple[str, np.ndarray, np.ndarray]]
+    class_names: tuple[str, ...]
+    predict: Callable[[nn.Module, np.ndarray], np.ndarray]  # segmenter, image volume -> label volume
+    description: str
+    is_fallback: bool
+
+
+def load_segmentation_task(size: int = 64, max_train_cases: int | None = None, max_eval_cases: int | None = None,
+                           seed: int = 0, download: bool = True) -> SegmentationTask:
+    """The MSD Task04 hippocampus task split by subject; offline without it, MNI152 tissue maps (visibly).
+
+    Hippocampus: subjects split 70 / 10 / 20 % (`split_cases`), training slices along axis 0 from the training
+    subjects (all slices, with or without hippocampus), val/test as native volumes predicted with
+    `predict_volume`. Fallback: MNI152 grey/white-matter maps; axial training slices from the template's train
+    blocks, and every test (val) block of consecutive slices as one held-out "volume". `max_*_cases` trims the
+    subject lists (the smoke profile).
+    """
+    from course_utils.data import load_segmentation_cases
+    from course_utils.data.hippocampus import LABEL_NAMES, hippocampus_slices, load_case
+    from course_utils.data.mni152 import TISSUE_NAMES, mni152_slices
+
+    folder, cases = load_segmentation_cases(download=download)
+    if folder is not None:
+        split = split_cases(cases, seed=seed)
+        train_cases = split["train"][:max_train_cases]
+        train = hippocampus_slices(folder, train_cases, size=size, axis=0, only_labelled=False)
+
+        def volumes(names: list[str]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+            return [(name, *load_case(folder, name)) for name in names[:max_eval_cases]]
+
+        return SegmentationTask(
+            train=train, val_volumes=volumes(split["val"]), test_volumes=volumes(split["test"]),
+            class_names=LABEL_NAMES,
+            predict=lambda segmenter, image: predict_volume(segmenter, image, side=size, axis=0),
+            description=(f"MSD Task04 hippocampus: {len(train_cases)} training subjects ({len(train)} slices), "
+                         f"{len(split['val'][:max_eval_cases])} validation and {len(split['test'][:max_eval_cases])} "
+                         f"test subjects (split by subject, seed {seed})"),
+            is_fallback=False,
+        )
+
+    def blocks(part: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        data = mni152_slices(size=size, axis=2, split=part)
+        runs = np.split(np.arange(len(data)), np.flatnonzero(np.diff(data.groups.numpy()) > 1) + 1)
+        return [(f"MNI152 {part} slices {int(data.groups[r[0]])}-{int(data.groups[r[-1]])}",
+                 data.images[r, 0].numpy(), data.masks[r, 0].numpy()) for r in runs][:max_eval_cases]
+
+    train = mni152_slices(size=size, axis=2, split="train")
+    return SegmentationTask(
+        train=train, val_volumes=blocks("val"), test_volumes=blocks("test"), class_names=TISSUE_NAMES,
+        predict=lambda segmenter, stack: segment_stack(segmenter, stack),
+        description=(f"FALLBACK: MNI152 grey/white-matter maps, {len(train)} axial training slices; held-out "
+                     "blocks of consecutive slices as volumes"),
+        is_fallback=True,
+    )

@@ -323,6 +323,19 @@ def _label_mask(mask: ArrayLike, shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
+def label_colour(label: int) -> tuple[float, float, float]:
+    """The RGB colour of mask label `label` >= 1 in every course overlay (matplotlib's tab10 cycle)."""
+    return tuple(plt.get_cmap("tab10")((label - 1) % 10)[:3])
+
+
+def overlay_rgba(labels: np.ndarray, num_labels: int, alpha: float = 0.4) -> np.ndarray:
+    """An `(H, W, 4)` RGBA layer for an integer label map: label 0 transparent, label k in `label_colour(k)`."""
+    overlay = np.zeros((*labels.shape, 4), dtype=np.float32)  # (H, W, RGBA), transparent
+    for label in range(1, num_labels):
+        overlay[labels == label] = (*label_colour(label), alpha)
+    return overlay
+
+
 def show_overlay(
     image: ArrayLike,
     mask: ArrayLike,
@@ -358,13 +371,11 @@ def show_overlay(
             "class_names[k] names label k and class_names[0] is the background, e.g. "
             "['background', 'grey matter', 'white matter']."
         )
-    colours = plt.get_cmap("tab10")
-    overlay = np.zeros((*labels.shape, 4), dtype=np.float32)  # (H, W, RGBA), transparent
+    overlay = overlay_rgba(labels, len(names), alpha)  # (H, W, RGBA)
     handles = []
     present = set(np.unique(labels).tolist())
     for label in range(1, len(names)):
-        colour = colours((label - 1) % 10)[:3]
-        overlay[labels == label] = (*colour, alpha)
+        colour = label_colour(label)
         suffix = "" if label in present else " (not in mask)"
         handles.append(Patch(facecolor=colour, edgecolor="none", label=f"{label}: {names[label]}{suffix}"))
 

@@ -474,3 +474,117 @@ def latent_explorer(generator: Any, latent_dim: int, device: Any, seed_a: int = 
     reset.on_click(on_reset)
     redraw()
     return widgets.HBox([widgets.VBox([seed_a_box, seed_b_box, mix, *sliders, reset]), plot])
+
+
+# ----------------------------------------------------------------------------- notebook 07: segmentation explorer
+
+
+def _check_segmentation_volumes(image: Any, truth: Any, predictions: dict[str, Any]) -> None:
+    """ValueError unless the image, the truth and every prediction are volumes of one shape."""
+    import numpy as np
+
+    shapes = {"image": np.shape(image), "truth": np.shape(truth)}
+    shapes.update({f"prediction {name!r}": np.shape(volume) for name, volume in predictions.items()})
+    if len(shapes["image"]) != 3 or len(set(shapes.values())) != 1:
+        raise ValueError(f"image, truth and predictions must be volumes (D, H, W) of one shape; got {shapes}.")
+    if not predictions:
+        raise ValueError("predictions is empty; pass {name: predicted label volume}.")
+
+
+def _segmentation_row(axes: Any, image: Any, truth: Any, predictions: dict[str, Any], index: int, axis: int,
+                      class_names: tuple[str, ...], dice: dict[str, Any] | None) -> None:
+    """One row of panels for slice `index`: the image, the truth overlay, each prediction's overlay."""
+    import numpy as np
+
+    from course_utils import viz
+
+    plane = np.take(image, index, axis=axis)
+    layers = {"ground truth": truth, **predictions}
+    axes[0].imshow(plane, cmap="gray", interpolation="nearest")
+    axes[0].set_title(f"image, slice {index}", fontsize=9)
+    for ax, (name, volume) in zip(axes[1:], layers.items(), strict=True):
+        ax.imshow(plane, cmap="gray", interpolation="nearest")
+        ax.imshow(viz.overlay_rgba(np.take(volume, index, axis=axis), len(class_names)), interpolation="nearest")
+        score = "" if dice is None or name not in dice else f"\n3-D Dice {dice[name]:.3f}"
+        ax.set_title(f"{name}{score}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+
+
+def _segmentation_legend(fig: Any, class_names: tuple[str, ...]) -> None:
+    """A legend of the foreground classes below the panels."""
+    from matplotlib.patches import Patch
+
+    from course_utils import viz
+
+    handles = [Patch(facecolor=viz.label_colour(k), label=f"{k}: {class_names[k]}") for k in range(1, len(class_names))]
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
+
+
+def segmentation_explorer_figure(image: Any, truth: Any, predictions: dict[str, Any], class_names: tuple[str, ...],
+                                 title: str, axis: int = 0, slices: list[int] | None = None,
+                                 dice: dict[str, float] | None = None):
+    """Static version: rows of (image, truth overlay, prediction overlays) at a few slices with foreground."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    viz.require_title(title)
+    _check_segmentation_volumes(image, truth, predictions)
+    if slices is None:
+        labelled = np.flatnonzero(np.moveaxis(np.asarray(truth), axis, 0).reshape(np.shape(truth)[axis], -1).any(axis=1))
+        candidates = labelled.tolist() or list(range(np.shape(image)[axis]))
+        slices = [candidates[i] for i in evenly_spaced(list(range(len(candidates))), 3)]
+    columns = 2 + len(predictions)
+    fig = Figure(figsize=(2.3 * columns, 2.5 * len(slices) + 0.6), layout="constrained")
+    axes = fig.subplots(len(slices), columns, squeeze=False)
+    for row, index in zip(axes, slices, strict=True):
+        _segmentation_row(row, image, truth, predictions, index, axis, class_names, dice)
+    _segmentation_legend(fig, class_names)
+    fig.suptitle(title)
+    return fig
+
+
+def segmentation_explorer(image: Any, truth: Any, predictions: dict[str, Any], class_names: tuple[str, ...],
+                          title: str, axis: int = 0, dice: dict[str, float] | None = None):
+    """A slice slider over one volume: the image, the true mask and each model's predicted mask as overlays.
+
+    `image`, `truth` and each value of `predictions` are `(D, H, W)` arrays (labels 0..K-1 for the masks);
+    `dice` optionally maps a prediction's name to its 3-D Dice for the panel titles. Headless: a static
+    figure with three labelled slices. Introduced in notebook 07.
+    """
+    import numpy as np
+
+    from course_utils import viz
+
+    viz.require_title(title)
+    _check_segmentation_volumes(image, truth, predictions)
+    if is_headless():
+        return segmentation_explorer_figure(image, truth, predictions, class_names, title, axis=axis, dice=dice)
+
+    import ipywidgets as widgets
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    count = np.shape(image)[axis]
+    labelled = np.flatnonzero(np.moveaxis(np.asarray(truth), axis, 0).reshape(count, -1).any(axis=1))
+    start = int(labelled[len(labelled) // 2]) if len(labelled) else count // 2
+    slider = widgets.IntSlider(value=start, min=0, max=count - 1, description="slice", continuous_update=True)
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Draw the selected slice."""
+        columns = 2 + len(predictions)
+        fig = Figure(figsize=(2.6 * columns, 3.4), layout="constrained")
+        axes = fig.subplots(1, columns)
+        _segmentation_row(axes, image, truth, predictions, slider.value, axis, class_names, dice)
+        _segmentation_legend(fig, class_names)
+        fig.suptitle(title)
+        with plot:
+            plot.clear_output(wait=True)
+            display(fig)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, plot])

@@ -252,3 +252,34 @@ def test_live_widgets_build_without_a_frontend(monkeypatch) -> None:
     assert type(box).__name__ == "VBox"
     explorer = widgets.latent_explorer(_tiny_generator(), latent_dim=8, device="cpu", num_directions=2)
     assert type(explorer).__name__ == "HBox"
+
+
+def _segmentation_volumes():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(6, 12, 10), dtype=np.uint8)
+    truth = np.zeros((6, 12, 10), dtype=np.uint8)
+    truth[2:5, 3:7, 2:6] = 1
+    truth[2:5, 7:9, 2:6] = 2
+    return image, truth, {"supervised": truth.copy(), "with critic": np.zeros_like(truth)}
+
+
+def test_headless_segmentation_explorer_shows_labelled_slices(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    image, truth, predictions = _segmentation_volumes()
+    fig = widgets.segmentation_explorer(image, truth, predictions, ("background", "anterior", "posterior"),
+                                        title="case 1", dice={"supervised": 1.0, "with critic": 0.0})
+    assert fig._suptitle.get_text() == "case 1"
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 3 * 4  # three slices x (image, truth, two predictions)
+    assert all("slice" in t for t in titles[::4])
+    assert [int(t.split()[-1]) for t in titles[::4]] == [2, 3, 4], "the slices that contain hippocampus"
+    assert "3-D Dice 1.000" in titles[2] and "3-D Dice 0.000" in titles[3]
+
+
+def test_segmentation_explorer_rejects_mismatched_volumes(monkeypatch) -> None:
+    monkeypatch.setenv("COURSE_HEADLESS", "1")
+    image, truth, predictions = _segmentation_volumes()
+    with pytest.raises(ValueError, match="one shape"):
+        widgets.segmentation_explorer(image, truth[:, :5], predictions, ("bg", "a", "p"), title="t")
+    with pytest.raises(ValueError, match="predictions is empty"):
+        widgets.segmentation_explorer(image, truth, {}, ("bg", "a", "p"), title="t")
