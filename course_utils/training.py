@@ -323,6 +323,10 @@ class DCGANSteps(GANSteps):
     As in the classic PyTorch DCGAN example, one batch of fakes serves both updates: the d-step runs the
     generator once (keeping its graph) and shows the discriminator `fake.detach()`; the g-step that follows
     reuses those fakes, so every training step costs one generator forward pass, not two.
+
+    `augment` (notebook 08, small data): a differentiable `augment(images, generator) -> images` such as
+    `course_utils.augment.DiffAugment()`, applied to the real and to the fake batch before every discriminator
+    call (d-step and g-step), with the run's checkpointed noise generator. None (the default) changes nothing.
     """
 
     def __init__(
@@ -331,7 +335,11 @@ class DCGANSteps(GANSteps):
         g_loss: Callable[[torch.Tensor], torch.Tensor] = g_loss_non_saturating,
         gp_weight: float = 0.0,
         outputs_are_logits: bool = True,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
+        if augment is not None and not callable(augment):
+            raise TypeError("augment must be None or a function augment(images, generator) -> images, "
+                            "such as course_utils.augment.DiffAugment().")
         if not callable(d_loss) or not callable(g_loss):
             raise TypeError("d_loss and g_loss must be functions such as course_utils.losses.d_loss_minimax.")
         if not isinstance(gp_weight, int | float) or gp_weight < 0:
@@ -339,17 +347,27 @@ class DCGANSteps(GANSteps):
         self.d_loss, self.g_loss = d_loss, g_loss
         self.gp_weight = float(gp_weight)
         self.outputs_are_logits = bool(outputs_are_logits)
+        self.augment = augment
         self._fake: torch.Tensor | None = None  # the d-step's fakes, with their graph, for the next g-step
 
     def settings(self) -> dict[str, Any]:
         """Loss functions and options (a resumed run must use the same)."""
-        return {
+        settings = {
             "type": type(self).__name__,
             "d_loss": _callable_name(self.d_loss),
             "g_loss": _callable_name(self.g_loss),
             "gp_weight": self.gp_weight,
             "outputs_are_logits": self.outputs_are_logits,
         }
+        if self.augment is not None:  # (absent otherwise, so checkpoints of runs without it still match)
+            settings["augment"] = repr(self.augment)
+        return settings
+
+    def _for_discriminator(self, images: torch.Tensor) -> torch.Tensor:
+        """The images the discriminator sees: augmented when the steps have an `augment` function."""
+        if self.augment is None:
+            return images
+        return self.augment(images, self.context.noise_rng)
 
     @staticmethod
     def _real_images(batch: Any) -> torch.Tensor:
@@ -370,8 +388,8 @@ class DCGANSteps(GANSteps):
         with self.autocast():
             self._fake = self.generator(z)  # (B, C, H, W), graph kept for the g-step
             fake = self._fake.detach()  # the d-step's loss must not reach the generator
-            real_out = self.discriminator(real)  # (B,)
-            fake_out = self.discriminator(fake)  # (B,) separate batches: batch norm never mixes real and fake
+            real_out = self.discriminator(self._for_discriminator(real))  # (B,)
+            fake_out = self.discriminator(self._for_discriminator(fake))  # (B,) separate batches: BN never mixes them
         loss_d = self.d_loss(real_out, fake_out)  # 0-d, float32
         logs = {"loss_d": loss_d.detach()}
         if self.gp_weight > 0:
@@ -391,7 +409,7 @@ class DCGANSteps(GANSteps):
         with self.frozen(self.context.discriminator_module), self.autocast():
             if fake is None or fake.shape[0] != real.shape[0]:  # g-step without a d-step before it
                 fake = self.generator(self.noise(real.shape[0]))  # (B, C, H, W)
-            fake_out = self.discriminator(fake)  # (B,)
+            fake_out = self.discriminator(self._for_discriminator(fake))  # (B,)
         loss_g = self.g_loss(fake_out)
         self.optimise(loss_g, "g")
         return {"loss_g": loss_g.detach()}
@@ -475,9 +493,10 @@ def _as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
             f"tensors with the images first (e.g. (images, labels)); got {type(data).__name__}."
         )
     images = tensors[0]
-    if images.dim() != 4 or not (images.dtype == torch.uint8 or images.is_floating_point()):
+    if images.dim() not in (4, 5) or not (images.dtype == torch.uint8 or images.is_floating_point()):
         raise ValueError(
-            f"The images must be a uint8 or float tensor of shape (N, C, H, W); got {images.dtype} "
+            f"The images must be a uint8 or float tensor of shape (N, C, H, W) (or (N, C, D, H, W) volumes, "
+            f"notebook 08); got {images.dtype} "
             f"{tuple(images.shape)}. Add the channel axis with `images[:, None]` for (N, H, W) data."
         )
     counts = {int(t.shape[0]) for t in tensors}
@@ -579,7 +598,7 @@ class _Trainer:
         """Optimisers, scalers, memory format, compilation, noise generator and fixed noise."""
         config, device = self.config, self.device
         self.amp_dtype = resolve_amp(config.amp, device)
-        channels_last = config.channels_last and device.type == "cuda"
+        channels_last = config.channels_last and device.type == "cuda" and self.data[0].dim() == 4  # 2-D images only
         if channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)

@@ -61,13 +61,71 @@ def init_dcgan_weights(module: nn.Module) -> None:
 
     Use it with `model.apply(init_dcgan_weights)`. Introduced in notebook 02.
     """
-    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+    if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear | nn.Conv3d | nn.ConvTranspose3d):
         nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):  # (3-D layers: the volume GAN of notebook 08)
         nn.init.normal_(module.weight, mean=1.0, std=INIT_STD)
         nn.init.zeros_(module.bias)
+
+
+_LAYER_TYPES = {  # (transposed convolution, convolution, batch norm) for 2-D images and 3-D volumes
+    2: (nn.ConvTranspose2d, nn.Conv2d, nn.BatchNorm2d),
+    3: (nn.ConvTranspose3d, nn.Conv3d, nn.BatchNorm3d),
+}
+
+
+def generator_layers(latent_dim: int, size: int, channels: int, base_width: int, dims: int = 2) -> list[nn.Module]:
+    """The DCGAN generator's layers for `dims`-D data of side `size` (notebook 02; 3-D: notebook 08).
+
+    Shapes for 2-D (3-D adds one more spatial axis of the same length): (B, latent_dim, 1, 1) -> (B, w0, 7, 7)
+    for 28 px or (B, w0, 4, 4) otherwise, doubling the side each stage, -> (B, channels, size, size) in [-1, 1].
+    """
+    conv_t, _, norm = _LAYER_TYPES[dims]
+    widths = _stage_widths(size, base_width)
+    first_kernel = 7 if size == SMALL_SIZE else 4
+    layers: list[nn.Module] = [
+        conv_t(latent_dim, widths[0], kernel_size=first_kernel, stride=1, padding=0, bias=False),
+        norm(widths[0]),
+        nn.ReLU(inplace=True),
+    ]
+    for in_width, out_width in zip(widths[:-1], widths[1:], strict=True):
+        # (B, in_width, s, s) -> (B, out_width, 2s, 2s)
+        layers += [
+            conv_t(in_width, out_width, kernel_size=4, stride=2, padding=1, bias=False),
+            norm(out_width),
+            nn.ReLU(inplace=True),
+        ]
+    # (B, widths[-1], size/2, size/2) -> (B, channels, size, size), squashed into [-1, 1]
+    layers += [conv_t(widths[-1], channels, kernel_size=4, stride=2, padding=1), nn.Tanh()]
+    return layers
+
+
+def discriminator_layers(size: int, channels: int, base_width: int, batch_norm: bool,
+                         dims: int = 2) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(layers, their convolutions) of the DCGAN discriminator for `dims`-D data (notebook 02; 3-D: notebook 08).
+
+    (B, channels, size, size) -> halving the side each stage -> (B, 1, 1, 1): one logit per image.
+    """
+    _, conv_type, norm = _LAYER_TYPES[dims]
+    widths = _stage_widths(size, base_width)[::-1]  # smallest width at the largest feature map
+    last_kernel = 7 if size == SMALL_SIZE else 4
+    convs: list[nn.Module] = []
+    layers: list[nn.Module] = []
+    in_width = channels
+    for index, out_width in enumerate(widths):
+        # (B, in_width, s, s) -> (B, out_width, s/2, s/2); no batch norm on the first layer (DCGAN)
+        use_norm = batch_norm and index > 0
+        conv = conv_type(in_width, out_width, kernel_size=4, stride=2, padding=1, bias=not use_norm)
+        convs.append(conv)
+        layers += [conv, *([norm(out_width)] if use_norm else []), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
+        in_width = out_width
+    # (B, widths[-1], 7 or 4, 7 or 4) -> (B, 1, 1, 1)
+    final = conv_type(in_width, 1, kernel_size=last_kernel, stride=1, padding=0)
+    convs.append(final)
+    layers.append(final)
+    return layers, convs
 
 
 class DCGANGenerator(nn.Module):
@@ -83,27 +141,7 @@ class DCGANGenerator(nn.Module):
         self.image_size = _check_image_size(image_size)
         self.channels = _check_positive_int(channels, "channels", "1 for grey-scale, 3 for RGB")
         self.base_width = _check_positive_int(base_width, "base_width", "64")
-        widths = _stage_widths(image_size, base_width)
-        first_kernel = 7 if image_size == SMALL_SIZE else 4
-        layers: list[nn.Module] = [
-            # (B, latent_dim, 1, 1) -> (B, widths[0], 7, 7) for 28 px, (B, widths[0], 4, 4) otherwise
-            nn.ConvTranspose2d(latent_dim, widths[0], kernel_size=first_kernel, stride=1, padding=0, bias=False),
-            nn.BatchNorm2d(widths[0]),
-            nn.ReLU(inplace=True),
-        ]
-        for in_width, out_width in zip(widths[:-1], widths[1:], strict=True):
-            # (B, in_width, s, s) -> (B, out_width, 2s, 2s)
-            layers += [
-                nn.ConvTranspose2d(in_width, out_width, kernel_size=4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(out_width),
-                nn.ReLU(inplace=True),
-            ]
-        layers += [
-            # (B, widths[-1], size/2, size/2) -> (B, channels, size, size), squashed into [-1, 1]
-            nn.ConvTranspose2d(widths[-1], channels, kernel_size=4, stride=2, padding=1),
-            nn.Tanh(),
-        ]
-        self.net = nn.Sequential(*layers)
+        self.net = nn.Sequential(*generator_layers(latent_dim, image_size, channels, base_width))
         self.apply(init_dcgan_weights)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -140,22 +178,7 @@ class DCGANDiscriminator(nn.Module):
         self.base_width = _check_positive_int(base_width, "base_width", "64")
         self.spectral_norm = bool(spectral_norm)
         self.batch_norm = (not spectral_norm) if batch_norm is None else bool(batch_norm)
-        widths = _stage_widths(image_size, base_width)[::-1]  # smallest width at the largest feature map
-        last_kernel = 7 if image_size == SMALL_SIZE else 4
-        convs: list[nn.Module] = []
-        layers: list[nn.Module] = []
-        in_width = channels
-        for index, out_width in enumerate(widths):
-            # (B, in_width, s, s) -> (B, out_width, s/2, s/2); no batch norm on the first layer (DCGAN)
-            use_norm = self.batch_norm and index > 0
-            conv = nn.Conv2d(in_width, out_width, kernel_size=4, stride=2, padding=1, bias=not use_norm)
-            convs.append(conv)
-            layers += [conv, *([nn.BatchNorm2d(out_width)] if use_norm else []), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
-            in_width = out_width
-        # (B, widths[-1], 7 or 4, 7 or 4) -> (B, 1, 1, 1)
-        final = nn.Conv2d(in_width, 1, kernel_size=last_kernel, stride=1, padding=0)
-        convs.append(final)
-        layers.append(final)
+        layers, convs = discriminator_layers(image_size, channels, base_width, self.batch_norm)
         self.net = nn.Sequential(*layers)
         self.apply(init_dcgan_weights)
         if self.spectral_norm:
