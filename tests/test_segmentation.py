@@ -16,6 +16,7 @@ from course_utils.models.unet import UNet
 from course_utils.segmentation import (
     SegmentationSteps,
     dice_ce_loss,
+    load_segmentation_task,
     predict_volume,
     soft_dice_loss,
     split_cases,
@@ -132,3 +133,25 @@ def test_segmentation_steps_need_fixed_images():
         train_gan(UNet(1, 3, width=4, depth=2), PatchGANCritic(4, width=4, layers=2), (images, masks),
                   TrainConfig(num_epochs=1, batch_size=4, checkpoint_every=0), steps=SegmentationSteps(3),
                   progress=False)
+
+
+def test_task_from_the_mirror_is_split_by_subject(mirror, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(mirror))
+    task = load_segmentation_task(size=64, max_train_cases=3, max_eval_cases=2, seed=0)
+    assert not task.is_fallback and task.class_names == ("background", "anterior", "posterior")
+    assert len(set(task.train.groups.tolist())) == 3 and task.train.images.shape[1:] == (1, 64, 64)
+    val, test = [name for name, _, _ in task.val_volumes], [name for name, _, _ in task.test_volumes]
+    assert len(val) == len(test) == 2 and not set(val) & set(test)
+    name, image, truth = task.test_volumes[0]
+    predicted = task.predict(ThresholdSegmenter(), image)
+    assert predicted.shape == truth.shape == image.shape
+
+
+def test_task_falls_back_to_mni152_visibly(empty_data, capsys):
+    task = load_segmentation_task(size=32, max_eval_cases=2, download=False)
+    assert task.is_fallback and "FALLBACK" in task.description
+    assert "hippocampus" in capsys.readouterr().out.lower(), "the missing data is announced"
+    assert task.class_names[1:] == ("grey matter", "white matter")
+    _, stack, truth = task.test_volumes[0]
+    assert stack.shape[1:] == (32, 32) and truth.shape == stack.shape
+    assert task.predict(ThresholdSegmenter(), stack).shape == truth.shape
