@@ -176,6 +176,35 @@ class SegmentationSettings:
     betas: tuple[float, float] = (0.9, 0.999)  # Adam's defaults: this is mostly supervised training
 
 
+@dataclass(frozen=True)
+class SuperResolutionSettings:
+    """Notebook 05: SRResNet and SRGAN on MNI152 T1 slices at x4 (and SRResNet at x2)."""
+
+    image_size: int  # side of the high-resolution slices (MNI152 axial; 128 px = 1.4 mm pixels)
+    crop_size: int  # side of the high-resolution training crops
+    train_crops: int  # random crops drawn once from the (flipped and turned) training slices
+    width: int  # SRResNet channels
+    num_blocks: int  # SRResNet residual blocks
+    critic_width: int  # SRGAN discriminator channels of its first stage
+    batch_size: int
+    pretrain_epochs: int  # SRResNet x4 (pixel loss), the SRGAN's starting point
+    srgan_epochs: int  # SRGAN fine-tuning (pixel + feature + adversarial)
+    x2_epochs: int  # SRResNet x2
+    classifier_epochs: int  # the domain classifier of notebook 03 (feature network; cache shared with 03)
+    classifier_train_fraction: float
+    hippocampus_cases: int  # test subjects of the MSD hippocampus check (0: skip)
+    lr_pretrain: float = 1e-3
+    lr_g: float = 1e-4  # SRGAN generator and discriminator (Adam, betas 0.9 / 0.999)
+    lr_d: float = 1e-4
+    pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
+    feature_weight: float = 1.0
+    adversarial_weight: float = 5e-3
+    feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
+    classifier_width: int = 16
+    classifier_feature_dim: int = 64
+    allow_vgg_download: bool = True  # try the ImageNet VGG-19 weights first (548 MB, once)
+
+
 NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
     "00_setup_and_data": {
         "smoke": SetupSettings(grid_images=16, mni_slices=6, hippocampus_cases=2),
@@ -245,6 +274,23 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
         "gpu": SegmentationSettings(
             image_size=64, width=32, depth=4, num_epochs=30, batch_size=64, adversarial_weight=0.05,
             critic_width=64, critic_layers=3,
+        ),
+    },
+    "05_srgan_mri_super_resolution": {
+        "smoke": SuperResolutionSettings(
+            image_size=64, crop_size=32, train_crops=32, width=8, num_blocks=1, critic_width=8, batch_size=16,
+            pretrain_epochs=1, srgan_epochs=1, x2_epochs=1, classifier_epochs=1, classifier_train_fraction=0.1,
+            hippocampus_cases=2, allow_vgg_download=False,
+        ),
+        "cpu": SuperResolutionSettings(
+            image_size=128, crop_size=64, train_crops=400, width=32, num_blocks=6, critic_width=32, batch_size=16,
+            pretrain_epochs=10, srgan_epochs=5, x2_epochs=6, classifier_epochs=8, classifier_train_fraction=1.0,
+            hippocampus_cases=20,
+        ),
+        "gpu": SuperResolutionSettings(
+            image_size=128, crop_size=96, train_crops=4000, width=64, num_blocks=16, critic_width=64, batch_size=32,
+            pretrain_epochs=40, srgan_epochs=20, x2_epochs=20, classifier_epochs=10, classifier_train_fraction=1.0,
+            hippocampus_cases=52,
         ),
     },
     "08_stabilizing_gans_and_open_challenges": {

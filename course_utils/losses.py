@@ -126,3 +126,59 @@ def gradient_penalty(
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (B, C, H, W): ∇ of each score
     norms = (grads.flatten(1).square().sum(dim=1) + GP_NORM_EPS).sqrt()  # (B,)
     return (norms - 1.0).square().mean()
+
+
+# ----------------------------------------------------------------------------- paired image-to-image losses (notebook 05)
+
+
+PIXEL_LOSSES: tuple[str, ...] = ("l1", "mse")
+
+
+def pixel_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean absolute ('l1') or squared ('mse') pixel difference of two `(B, C, H, W)` images (notebook 05).
+
+    MSE is what PSNR measures, so minimising it maximises PSNR; L1 punishes small errors more and large ones
+    less, and gives slightly sharper results. Both average over plausible answers: where the input allows
+    several sharp images, the pixel-loss optimum is their blurry mean.
+    """
+    if output.shape != target.shape:
+        raise ValueError(f"output and target must have the same shape; got {tuple(output.shape)} and "
+                         f"{tuple(target.shape)}. For super-resolution the target is the high-resolution image.")
+    difference = output.float() - target.float()
+    if kind == "l1":
+        return difference.abs().mean()
+    if kind == "mse":
+        return difference.square().mean()
+    raise ValueError(f"kind must be one of {PIXEL_LOSSES}; got {kind!r}.")
+
+
+class FeatureLoss(torch.nn.Module):
+    """Perceptual loss: mean over layers of the MSE between feature maps of output and target (notebook 05).
+
+    `network` maps images `(B, C, H, W)` in [-1, 1] to a list of feature maps (see
+    `course_utils.models.feature_nets`); it is frozen. Gradients flow through it to the output image only.
+    """
+
+    def __init__(self, network: torch.nn.Module, name: str) -> None:
+        super().__init__()
+        self.network, self.name = network, name
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
+        self.network.eval()
+
+    def train(self, mode: bool = True) -> FeatureLoss:
+        """The feature network stays in eval mode (batch-norm statistics must not move)."""
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """0-d float32 loss."""
+        if output.shape != target.shape:
+            raise ValueError(f"output and target must have the same shape; got {tuple(output.shape)} and "
+                             f"{tuple(target.shape)}.")
+        with torch.no_grad():
+            target_maps = self.network(target)
+        output_maps = self.network(output)
+        losses = [F.mse_loss(o.float(), t.float()) for o, t in zip(output_maps, target_maps, strict=True)]
+        return torch.stack(losses).mean()

@@ -588,3 +588,167 @@ def segmentation_explorer(image: Any, truth: Any, predictions: dict[str, Any], c
     slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([slider, plot])
+
+
+# ----------------------------------------------------------------------------- notebooks 05 and 06: image restoration
+
+
+def wipe_image(left: Any, right: Any, position: float) -> Any:
+    """One image `(H, W)` showing `left` up to column `position * W` and `right` after it (comparison slider)."""
+    left, right = np.asarray(left, dtype=float), np.asarray(right, dtype=float)
+    if left.shape != right.shape or left.ndim != 2:
+        raise ValueError(f"left and right must be two (H, W) images of one shape; got {left.shape} and {right.shape}.")
+    if not 0.0 <= float(position) <= 1.0:
+        raise ValueError(f"position must lie in [0, 1] (share of the width shown from `left`); got {position!r}.")
+    cut = int(round(float(position) * left.shape[1]))
+    out = right.copy()
+    out[:, :cut] = left[:, :cut]
+    return out
+
+
+def _wipe_axes(ax: Any, images: dict[str, Any], left: str, right: str, position: float) -> None:
+    """Draw the wipe of `images[left]` | `images[right]` at `position` on `ax` with a divider line."""
+    view = wipe_image(images[left], images[right], position)
+    ax.imshow(view, cmap="gray", vmin=0, vmax=1)
+    ax.axvline(position * view.shape[1] - 0.5, color="yellow", linewidth=1)
+    ax.set_title(f"← {left} | {right} →", fontsize=9)
+    ax.set_xlabel("x (pixels)")
+    ax.set_ylabel("y (pixels)")
+
+
+def _check_named_images(images: dict[str, Any], minimum: int = 2) -> list[str]:
+    """The names of a dict of same-shape `(H, W)` images in [0, 1]; ValueError otherwise."""
+    if not isinstance(images, dict) or len(images) < minimum:
+        raise ValueError(f"images must be a dict of at least {minimum} named (H, W) images in [0, 1].")
+    shapes = {np.shape(v) for v in images.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(f"every image must be (H, W) and of one shape; got shapes {sorted(shapes)}.")
+    return list(images)
+
+
+def comparison_slider_figure(images: dict[str, Any], title: str, reference: str | None = None,
+                             position: float = 0.5):
+    """Static fallback of `comparison_slider`: one wipe panel per method against `reference` (the first image)."""
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    viz.require_title(title)
+    names = _check_named_images(images)
+    reference = reference or names[0]
+    others = [n for n in names if n != reference]
+    fig = Figure(figsize=(3.2 * len(others), 3.6), layout="constrained")
+    for ax, name in zip(fig.subplots(1, len(others), squeeze=False)[0], others, strict=True):
+        _wipe_axes(ax, images, name, reference, position)
+    fig.suptitle(title)
+    return fig
+
+
+def comparison_slider(images: dict[str, Any], title: str, reference: str | None = None):
+    """Drag a divider across one image: a method's output on the left, `reference` on the right (notebook 05).
+
+    `images`: {name: (H, W) array in [0, 1]}, e.g. {"ground truth": hr, "bicubic": ..., "SRGAN": ...};
+    `reference` defaults to the first. A dropdown picks the method. Headless: a static figure with one wipe
+    per method at the middle.
+    """
+    from course_utils import viz
+
+    viz.require_title(title)
+    names = _check_named_images(images)
+    reference = reference or names[0]
+    if is_headless():
+        return comparison_slider_figure(images, title, reference)
+
+    import ipywidgets as widgets
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    method = widgets.Dropdown(options=[n for n in names if n != reference], description="left")
+    position = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description="divider",
+                                   continuous_update=True)
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Draw the wipe at the slider's position."""
+        fig = Figure(figsize=(5.5, 5.8), layout="constrained")
+        _wipe_axes(fig.subplots(), images, method.value, reference, position.value)
+        fig.suptitle(title)
+        with plot:
+            plot.clear_output(wait=True)
+            display(fig)
+
+    for control in (method, position):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([method, position]), plot])
+
+
+def _level_row(axes: Any, panels: dict[str, Any], level_name: str) -> None:
+    """One row of restoration panels (noisy, methods, clean) for one noise level."""
+    for ax, (name, image) in zip(axes, panels.items(), strict=True):
+        ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{name}\n({level_name})", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def _check_levels(by_level: dict[str, dict[str, Any]]) -> list[str]:
+    """The level names of `by_level` ({level name: {panel name: (H, W) image}}); ValueError otherwise."""
+    if not isinstance(by_level, dict) or not by_level:
+        raise ValueError("by_level must be a non-empty dict {noise level name: {method name: (H, W) image}}.")
+    for panels in by_level.values():
+        _check_named_images(panels, minimum=1)
+    return list(by_level)
+
+
+def noise_level_explorer_figure(by_level: dict[str, dict[str, Any]], title: str):
+    """Static fallback of `noise_level_explorer`: one row of panels per noise level."""
+    from matplotlib.figure import Figure
+
+    from course_utils import viz
+
+    viz.require_title(title)
+    levels = _check_levels(by_level)
+    columns = max(len(p) for p in by_level.values())
+    fig = Figure(figsize=(2.2 * columns, 2.4 * len(levels) + 0.5), layout="constrained")
+    axes = fig.subplots(len(levels), columns, squeeze=False)
+    for row, level in zip(axes, levels, strict=True):
+        _level_row(row[: len(by_level[level])], by_level[level], level)
+    fig.suptitle(title)
+    return fig
+
+
+def noise_level_explorer(by_level: dict[str, dict[str, Any]], title: str):
+    """A slider over noise levels showing the noisy image, each denoiser's output and the clean image (notebook 06).
+
+    `by_level`: {level name: {panel name: (H, W) image in [0, 1]}}, in the order of the slider.
+    Headless: a static figure with one row per level.
+    """
+    from course_utils import viz
+
+    viz.require_title(title)
+    levels = _check_levels(by_level)
+    if is_headless():
+        return noise_level_explorer_figure(by_level, title)
+
+    import ipywidgets as widgets
+    from IPython.display import display
+    from matplotlib.figure import Figure
+
+    slider = widgets.SelectionSlider(options=levels, value=levels[len(levels) // 2], description="noise",
+                                     continuous_update=True)
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Draw the panels of the selected level."""
+        panels = by_level[slider.value]
+        fig = Figure(figsize=(2.6 * len(panels), 3.2), layout="constrained")
+        _level_row(fig.subplots(1, len(panels), squeeze=False)[0], panels, slider.value)
+        fig.suptitle(title)
+        with plot:
+            plot.clear_output(wait=True)
+            display(fig)
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, plot])

@@ -1,0 +1,153 @@
+"""Degradations that make paired training data: downsampling for super-resolution, noise models for denoising.
+
+Introduced in notebooks 05 (`05_srgan_mri_super_resolution`: `downsample`, `upsample_bicubic`) and 06
+(`06_denoising_gan`: `add_gaussian_noise`, `add_rician_noise`, `add_poisson_noise`, `degrade`).
+
+All functions take and return float images `(B, C, H, W)` in the metrics range [0, 1] (intensity 1 = the
+brightest tissue of the slice), work on any device, and draw random numbers only from the `generator`
+passed in, so a degraded test set is the same in every run.
+
+**The low/high-resolution pairing is exact**: `downsample(hr, factor)` requires H and W divisible by
+`factor` and returns `lr` of shape `(B, C, H / factor, W / factor)`.
+- `method="area"` (default): every low-resolution pixel is the mean of the `factor x factor` block of
+  high-resolution pixels it covers, `lr[i, j] = mean(hr[f*i : f*i + f, f*j : f*j + f])`. This is what a
+  scanner that acquires larger voxels measures (each voxel integrates the signal over its volume), and the
+  box average is itself an anti-aliasing filter. It equals `skimage.transform.downscale_local_mean`.
+- `method="bicubic"`: bicubic resampling with anti-aliasing (PyTorch's `antialias=True`, the same filter
+  as Pillow's `Image.resize(..., BICUBIC)`), the usual choice of the SRGAN literature.
+Without anti-aliasing, fine detail above the new Nyquist frequency would fold back as false patterns (aliasing).
+
+**Noise models** (`sigma` and `dose` are in units of the [0, 1] intensity range):
+- Gaussian: `y = x + sigma * n`, `n ~ N(0, 1)`; additive, signal-independent (a generic model; the
+  thermal noise of an MRI receiver is Gaussian in the complex k-space data).
+- Rician (magnitude MRI): the complex image has Gaussian noise of standard deviation `sigma` in the real
+  and in the imaginary channel; the magnitude `y = sqrt((x + sigma n1)^2 + (sigma n2)^2)` is Rician
+  distributed with mean `sigma sqrt(pi/2) L_{1/2}(-x^2 / (2 sigma^2))` and second moment `x^2 + 2 sigma^2`.
+  Where there is no signal (x = 0, background) it is Rayleigh: mean `sigma sqrt(pi/2)` > 0, so the
+  background is biased *upwards*; where x >> sigma it is nearly Gaussian with standard deviation sigma.
+- Poisson (low-dose X-ray): a detector counts photons; at `dose` expected counts for intensity 1 the
+  count is `k ~ Poisson(dose * x)` and the image is `y = k / dose`. Mean `x`, variance `x / dose`: the
+  noise grows with the signal, and halving the dose multiplies the relative noise by sqrt(2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+DOWNSAMPLE_METHODS: tuple[str, ...] = ("area", "bicubic")
+NOISE_MODELS: tuple[str, ...] = ("gaussian", "rician", "poisson")
+
+
+def _check_images(images: torch.Tensor, name: str = "images") -> None:
+    """TypeError/ValueError unless `images` is a float `(B, C, H, W)` tensor."""
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+        raise TypeError(f"{name} must be a float tensor (B, C, H, W) in [0, 1]; got "
+                        f"{type(images).__name__} {getattr(images, 'dtype', '')}. Convert uint8 with `x.float() / 255`.")
+    if images.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W); got {tuple(images.shape)}. "
+                         "Add the batch and channel axes with `x[None, None]` for one (H, W) image.")
+
+
+def _check_factor(factor: int) -> int:
+    """ValueError unless `factor` is an integer >= 2."""
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+        raise ValueError(f"factor must be an integer >= 2 (e.g. 2 or 4); got {factor!r}.")
+    return factor
+
+
+def downsample(images: torch.Tensor, factor: int, method: str = "area") -> torch.Tensor:
+    """Low-resolution images `(B, C, H/factor, W/factor)` from `(B, C, H, W)`, anti-aliased (notebook 05)."""
+    _check_images(images)
+    factor = _check_factor(factor)
+    height, width = images.shape[-2:]
+    if height % factor or width % factor:
+        raise ValueError(f"H and W must be divisible by factor={factor} so that every low-resolution pixel covers "
+                         f"a whole block; got {height}x{width}. Crop or pad the images first.")
+    if method == "area":
+        return F.avg_pool2d(images, kernel_size=factor)  # mean of each factor x factor block
+    if method == "bicubic":
+        size = (height // factor, width // factor)
+        return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+    raise ValueError(f"method must be one of {DOWNSAMPLE_METHODS}; got {method!r}.")
+
+
+def upsample_bicubic(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Bicubic interpolation `(B, C, H, W)` → `(B, C, factor H, factor W)`, clipped to [0, 1]: the classic baseline."""
+    _check_images(images)
+    factor = _check_factor(factor)
+    up = F.interpolate(images, scale_factor=factor, mode="bicubic", align_corners=False)
+    return up.clamp(0.0, 1.0)  # bicubic overshoots at edges (ringing); stored images cannot
+
+
+def _check_level(value: float, name: str, example: str) -> float:
+    """ValueError unless `value` is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number ({example}); got {value!r}.")
+    return float(value)
+
+
+def add_gaussian_noise(images: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`images + sigma * N(0, 1)` (not clipped), sigma in units of the [0, 1] range (notebook 06)."""
+    _check_images(images)
+    sigma = _check_level(sigma, "sigma", "e.g. 0.05 for 5 % of the intensity range")
+    noise = torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    return images + sigma * noise
+
+
+def add_rician_noise(images: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Magnitude of the image with complex Gaussian noise: `sqrt((x + sigma n1)^2 + (sigma n2)^2)` (notebook 06)."""
+    _check_images(images)
+    sigma = _check_level(sigma, "sigma", "e.g. 0.05 for 5 % of the intensity range")
+    if float(images.min()) < 0:
+        raise ValueError("Rician noise models a magnitude image of a non-negative signal; the images have negative "
+                         "values. Pass images in [0, 1] (convert model outputs with `to_unit_range`).")
+    real = images + sigma * torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    imaginary = sigma * torch.randn(images.shape, generator=generator, device=images.device, dtype=images.dtype)
+    return torch.sqrt(real.square() + imaginary.square())
+
+
+def add_poisson_noise(images: torch.Tensor, dose: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Photon counting at `dose` expected counts for intensity 1: `Poisson(dose * x) / dose` (notebook 06)."""
+    _check_images(images)
+    dose = _check_level(dose, "dose", "expected photon count at intensity 1, e.g. 100 for a low dose")
+    if float(images.min()) < 0:
+        raise ValueError("Poisson noise models photon counts of a non-negative intensity; the images have negative "
+                         "values. Pass images in [0, 1].")
+    return torch.poisson(images * dose, generator=generator) / dose
+
+
+def rician_mean(signal: torch.Tensor | float, sigma: float) -> torch.Tensor:
+    """Analytic mean of Rician noise: `sigma sqrt(pi/2) L_{1/2}(-x^2/(2 sigma^2))` (tests and notebook 06)."""
+    x = torch.as_tensor(signal, dtype=torch.float64)
+    half = x.square() / (4 * sigma**2)  # L_{1/2}(-t) = e^{-t/2} ((1 + t) I0(t/2) + t I1(t/2)), t = x^2 / (2 sigma^2)
+    t = 2 * half
+    laguerre = (1 + t) * torch.special.i0e(half) + t * torch.special.i1e(half)  # i0e(z) = e^{-z} I0(z)
+    return sigma * math.sqrt(math.pi / 2) * laguerre
+
+
+def rician_variance(signal: torch.Tensor | float, sigma: float) -> torch.Tensor:
+    """Analytic variance of Rician noise: `x^2 + 2 sigma^2 - mean^2`."""
+    x = torch.as_tensor(signal, dtype=torch.float64)
+    return x.square() + 2 * sigma**2 - rician_mean(x, sigma).square()
+
+
+def degrade(images: torch.Tensor, model: str, level: float, generator: torch.Generator | None = None,
+            clip: bool = True) -> torch.Tensor:
+    """Noisy images for noise `model` at `level` (sigma, or dose for Poisson), clipped to [0, 1] like a stored image."""
+    if model == "gaussian":
+        noisy = add_gaussian_noise(images, level, generator)
+    elif model == "rician":
+        noisy = add_rician_noise(images, level, generator)
+    elif model == "poisson":
+        noisy = add_poisson_noise(images, level, generator)
+    else:
+        raise ValueError(f"model must be one of {NOISE_MODELS}; got {model!r}.")
+    return noisy.clamp(0.0, 1.0) if clip else noisy
+
+
+def noise_level_name(model: str, level: float) -> str:
+    """A short label such as 'rician sigma=0.05' or 'poisson dose=50'."""
+    return f"{model} dose={level:g}" if model == "poisson" else f"{model} sigma={level:g}"
