@@ -198,11 +198,43 @@ class SuperResolutionSettings:
     lr_d: float = 1e-4
     pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
     feature_weight: float = 1.0
-    adversarial_weight: float = 5e-3
+    adversarial_weight: float = 2e-2
     feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
     classifier_width: int = 16
     classifier_feature_dim: int = 64
     allow_vgg_download: bool = True  # try the ImageNet VGG-19 weights first (548 MB, once)
+
+
+@dataclass(frozen=True)
+class DenoisingSettings:
+    """Notebook 06: an L1 U-Net and a pix2pix-style GAN denoiser vs non-local means, over noise levels."""
+
+    image_size: int  # side of the MNI152 axial slices
+    crop_size: int  # side of the training crops
+    train_crops: int  # clean training crops (each gets one noise draw per level)
+    levels: tuple[float, ...]  # Rician sigma of the sweep (units of the [0, 1] range); one blind model for all
+    default_level: float  # the level of the goal, the figures and the lesion test (one of `levels`)
+    width: int  # U-Net channels at full resolution
+    depth: int  # U-Net down/up stages
+    critic_width: int  # PatchGAN channels of its first layer
+    batch_size: int
+    l1_epochs: int  # the L1 U-Net (also the GAN's starting point)
+    gan_epochs: int  # the conditional GAN fine-tuning
+    xray_images: int  # PneumoniaMNIST test images for the low-dose (Poisson) X-ray example
+    noise_model: str = "rician"
+    lr_l1: float = 1e-3
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # pix2pix's Adam
+    pixel_weight: float = 100.0  # pix2pix: lambda = 100 for the L1 term, 1 for the adversarial term
+    adversarial_weight: float = 1.0
+    critic_layers: int = 3  # PatchGAN stride-2 layers (3: 38 px patches)
+    nlm_patch_size: int = 5  # non-local means (scikit-image)
+    nlm_patch_distance: int = 6
+    nlm_h_factor: float = 0.8  # filter strength h = factor x estimated sigma
+    xray_doses: tuple[float, ...] = (10.0, 30.0, 100.0)  # photons per pixel at intensity 1
+    lesion_radius: float = 2.5  # the synthetic lesion (pixels) ...
+    lesion_contrast: float = 0.1  # ... and its contrast in [0, 1] units
 
 
 NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
@@ -262,6 +294,20 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
             dcgan_base_width=64, dcgan_epochs=50, dcgan_batch_size=128, dcgan_train_fraction=1.0,
         ),
     },
+    "06_denoising_gan": {
+        "smoke": DenoisingSettings(
+            image_size=64, crop_size=32, train_crops=32, levels=(0.03, 0.06, 0.1), default_level=0.06, width=4,
+            depth=2, critic_width=8, batch_size=16, l1_epochs=1, gan_epochs=1, xray_images=8,
+        ),
+        "cpu": DenoisingSettings(
+            image_size=128, crop_size=64, train_crops=300, levels=(0.03, 0.06, 0.1), default_level=0.06, width=16,
+            depth=3, critic_width=32, batch_size=16, l1_epochs=8, gan_epochs=4, xray_images=64,
+        ),
+        "gpu": DenoisingSettings(
+            image_size=128, crop_size=96, train_crops=3000, levels=(0.03, 0.06, 0.1), default_level=0.06, width=32,
+            depth=4, critic_width=64, batch_size=32, l1_epochs=40, gan_epochs=20, xray_images=256,
+        ),
+    },
     "07_segmentation_gan": {
         "smoke": SegmentationSettings(
             image_size=64, width=8, depth=3, num_epochs=1, batch_size=32, adversarial_weight=0.05,
@@ -284,7 +330,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
         ),
         "cpu": SuperResolutionSettings(
             image_size=128, crop_size=64, train_crops=400, width=32, num_blocks=6, critic_width=32, batch_size=16,
-            pretrain_epochs=10, srgan_epochs=5, x2_epochs=6, classifier_epochs=8, classifier_train_fraction=1.0,
+            pretrain_epochs=30, srgan_epochs=8, x2_epochs=8, classifier_epochs=8, classifier_train_fraction=1.0,
             hippocampus_cases=20,
         ),
         "gpu": SuperResolutionSettings(

@@ -123,3 +123,15 @@ def test_noise_errors_are_explained():
         add_poisson_noise(_images(), -1)
     with pytest.raises(ValueError, match="model must be one of"):
         degrade(_images(), "speckle", 0.1)
+
+
+def test_noise_sigma_estimate_is_close_on_an_image_with_structure():
+    from course_utils.data.degradations import estimate_noise_sigma
+
+    rows, columns = np.mgrid[0:128, 0:128]
+    clean = 0.5 + 0.3 * np.sin(rows / 9.0) * np.cos(columns / 13.0)  # smooth anatomy-like structure
+    noisy = clean + 0.05 * np.random.default_rng(0).standard_normal(clean.shape)
+    estimate, method = estimate_noise_sigma(noisy)
+    assert abs(estimate - 0.05) < 0.005, (estimate, method)
+    with pytest.raises(ValueError, match="2-D"):
+        estimate_noise_sigma(noisy[None])

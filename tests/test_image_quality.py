@@ -85,3 +85,15 @@ def test_gradient_ratio_sees_blur():
     blurred = torch.nn.functional.avg_pool2d(target, 3, stride=1, padding=1)
     assert torch.allclose(gradient_ratio(target, target), torch.ones(2, dtype=torch.float64))
     assert (gradient_ratio(blurred, target) < 0.8).all()
+
+
+def test_lesion_pattern_and_its_contrast():
+    from course_utils.metrics.image_quality import add_disc_lesion, disc_mask, lesion_contrast
+
+    background = torch.full((2, 1, 32, 32), 0.4, dtype=torch.float64)
+    assert int(disc_mask(32, 32, (16, 16), 3).sum()) == 29  # lattice points within radius 3
+    with_lesion = add_disc_lesion(background, (16, 16), 3, 0.2)
+    torch.testing.assert_close(lesion_contrast(with_lesion, (16, 16), 3), torch.full((2,), 0.2, dtype=torch.float64))
+    torch.testing.assert_close(lesion_contrast(background, (16, 16), 3), torch.zeros(2, dtype=torch.float64))
+    blurred = torch.nn.functional.avg_pool2d(with_lesion, 5, stride=1, padding=2, count_include_pad=False)
+    assert 0 < float(lesion_contrast(blurred, (16, 16), 3)[0]) < 0.2, "blur lowers the contrast of a small lesion"

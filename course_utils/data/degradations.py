@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -151,3 +152,25 @@ def degrade(images: torch.Tensor, model: str, level: float, generator: torch.Gen
 def noise_level_name(model: str, level: float) -> str:
     """A short label such as 'rician sigma=0.05' or 'poisson dose=50'."""
     return f"{model} dose={level:g}" if model == "poisson" else f"{model} sigma={level:g}"
+
+
+def estimate_noise_sigma(image: np.ndarray) -> tuple[float, str]:
+    """Noise sigma of a 2-D image and the estimator used: scikit-image's `estimate_sigma`, or Haar MAD (notebook 06).
+
+    Both are Donoho's robust estimator, sigma = median(|finest diagonal wavelet detail|) / 0.6745, which looks
+    only at the finest scale, where noise dominates anatomy. scikit-image uses Daubechies-2 wavelets and needs
+    PyWavelets; without it the Haar version runs: d = (a - b - c + d') / 2 over 2x2 blocks, which for white
+    noise of standard deviation sigma has standard deviation sigma.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if image.ndim != 2:
+        raise ValueError(f"image must be one 2-D (H, W) array; got shape {image.shape}.")
+    try:
+        from skimage.restoration import estimate_sigma
+
+        return float(estimate_sigma(image)), "scikit-image estimate_sigma (db2 wavelets)"
+    except ImportError:  # PyWavelets is not installed
+        height, width = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
+        blocks = image[:height, :width]
+        diagonal = (blocks[0::2, 0::2] - blocks[0::2, 1::2] - blocks[1::2, 0::2] + blocks[1::2, 1::2]) / 2
+        return float(np.median(np.abs(diagonal)) / 0.6745), "Haar MAD (PyWavelets not installed)"

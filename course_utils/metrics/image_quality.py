@@ -127,3 +127,28 @@ def summarise(values: torch.Tensor) -> tuple[float, float]:
     count = values.numel()
     sem = float(values.std(unbiased=True)) / math.sqrt(count) if count > 1 else math.nan
     return float(values.mean()), sem
+
+
+# ----------------------------------------------------------------------------- lesion test pattern (notebook 06)
+
+
+def disc_mask(height: int, width: int, center: tuple[float, float], radius: float) -> torch.Tensor:
+    """Boolean `(H, W)` mask of the pixels whose centres lie within `radius` of `center` (row, column)."""
+    rows = torch.arange(height, dtype=torch.float64)[:, None]
+    columns = torch.arange(width, dtype=torch.float64)[None, :]
+    return (rows - center[0]).square() + (columns - center[1]).square() <= radius**2
+
+
+def add_disc_lesion(images: torch.Tensor, center: tuple[float, float], radius: float, contrast: float) -> torch.Tensor:
+    """`images` `(B, C, H, W)` in [0, 1] with a flat disc of `contrast` added (clipped to [0, 1]): a synthetic lesion."""
+    mask = disc_mask(images.shape[-2], images.shape[-1], center, radius).to(images.device)
+    return (images + contrast * mask.to(images.dtype)).clamp(0.0, 1.0)
+
+
+def lesion_contrast(images: torch.Tensor, center: tuple[float, float], radius: float) -> torch.Tensor:
+    """Mean inside the disc minus mean in the ring from `radius` to `2 radius`, per image `(B,)`."""
+    height, width = images.shape[-2:]
+    inside = disc_mask(height, width, center, radius).to(images.device)
+    ring = disc_mask(height, width, center, 2 * radius).to(images.device) & ~inside
+    flat = images.double().flatten(2)  # (B, C, H W)
+    return (flat[..., inside.flatten()].mean(dim=-1) - flat[..., ring.flatten()].mean(dim=-1)).mean(dim=1)

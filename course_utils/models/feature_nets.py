@@ -81,6 +81,7 @@ def load_vgg_features(layers: tuple[str, ...] = ("relu2_2", "relu3_4"), allow_do
             raise FeatureWeightsUnavailableError(f"The ImageNet VGG-19 weights are not at {path} and downloads are "
                                                  f"off (allow_download=False). {how}")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(VGG19_URL, str(path), progress=False)
         except Exception as error:  # offline: URLError, socket errors, HTTP errors, ...
             path.unlink(missing_ok=True)
