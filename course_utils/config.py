@@ -158,6 +158,32 @@ class StabilitySettings:
 
 
 @dataclass(frozen=True)
+class ConditionalGANSettings:
+    """Notebook 04: conditional GAN per cross-validation fold and a ResNet-18 trained in four regimes."""
+
+    dataset: str  # MedMNIST flag (BreastMNIST: 546 + 78 images; PneumoniaMNIST also works)
+    folds: int  # stratified k-fold over train + val
+    max_pool: int | None  # cap on the pooled train + val images (a stratified subset; None: all)
+    gan_base_width: int
+    gan_epochs: int
+    gan_batch_size: int
+    classifier_stem: str  # 'medmnist' (the MedMNIST v2 28 px ResNet-18) or 'pooled' (max-pool kept: 4x cheaper)
+    classifier_steps: int  # optimisation steps per regime and fold (the same compute for every regime)
+    classifier_batch_size: int
+    domain_classifier_epochs: int  # the feature network of the per-class GAN metrics (notebook 03's recipe)
+    synthetic_ratio: float = 1.0  # 'real + GAN' adds this many synthetic images per real training image
+    image_size: int = 28
+    cv_seed: int = 0  # fold assignment
+    seed: int = 0  # GAN and classifier seeds are seed + fold index
+    latent_dim: int = 100
+    lr_g: float = 1e-4  # TTUR with the hinge loss and spectral norm (SN-GAN's recipe): the critic learns 4x faster
+    lr_d: float = 4e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    classifier_lr: float = 1e-3  # Adam, as MedMNIST v2's benchmark
+    k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
+
+
+@dataclass(frozen=True)
 class SegmentationSettings:
     """Notebook 07: U-Net segmenter with and without an (image, mask) critic on hippocampus MRI."""
 
@@ -292,6 +318,20 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
             classifier_epochs=10, classifier_train_fraction=1.0, collapse_modes=4, pca_components=64,
             inception_samples=600, inception_download=True,
             dcgan_base_width=64, dcgan_epochs=50, dcgan_batch_size=128, dcgan_train_fraction=1.0,
+        ),
+    },
+    "04_conditional_gan_augmentation": {
+        "smoke": ConditionalGANSettings(
+            dataset="breastmnist", folds=2, max_pool=96, gan_base_width=8, gan_epochs=1, gan_batch_size=16,
+            classifier_stem="pooled", classifier_steps=2, classifier_batch_size=16, domain_classifier_epochs=1,
+        ),
+        "cpu": ConditionalGANSettings(
+            dataset="breastmnist", folds=5, max_pool=None, gan_base_width=32, gan_epochs=80, gan_batch_size=32,
+            classifier_stem="pooled", classifier_steps=80, classifier_batch_size=32, domain_classifier_epochs=8,
+        ),
+        "gpu": ConditionalGANSettings(
+            dataset="breastmnist", folds=5, max_pool=None, gan_base_width=64, gan_epochs=300, gan_batch_size=32,
+            classifier_stem="medmnist", classifier_steps=1500, classifier_batch_size=64, domain_classifier_epochs=10,
         ),
     },
     "06_denoising_gan": {

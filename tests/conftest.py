@@ -75,3 +75,14 @@ def file_server():
     yield serve
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test with one CPU thread (steadier for small models when other programs share the CPU)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -4,6 +4,14 @@ Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)
 (the feature extractors also take uint8).
 """
 
+from course_utils.metrics.classification import (
+    Fold,
+    LeakageError,
+    classification_metrics,
+    paired_fold_test,
+    stratified_folds,
+    summarise_folds,
+)
 from course_utils.metrics.distribution import (
     class_balance,
     density_coverage,
@@ -30,6 +38,12 @@ from course_utils.metrics.memorisation import memorisation_audit, nearest_neighb
 from course_utils.metrics.segmentation import case_scores, dice_per_class, iou_per_class, summarise_scores
 
 __all__ = [
+    "Fold",
+    "LeakageError",
+    "classification_metrics",
+    "paired_fold_test",
+    "stratified_folds",
+    "summarise_folds",
     "DomainClassifier",
     "DomainClassifierRun",
     "InceptionWeightsUnavailableError",
