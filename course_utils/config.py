@@ -224,7 +224,7 @@ class SuperResolutionSettings:
     lr_d: float = 1e-4
     pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
     feature_weight: float = 1.0
-    adversarial_weight: float = 2e-2
+    adversarial_weight: float = 5e-2
     feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
     classifier_width: int = 16
     classifier_feature_dim: int = 64
