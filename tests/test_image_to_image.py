@@ -70,7 +70,7 @@ def test_pixel_and_feature_losses():
     out = torch.rand(2, 1, 16, 16, requires_grad=True)
     value = loss(out, torch.rand(2, 1, 16, 16))
     value.backward()
-    assert float(value) > 0 and out.grad is not None and float(loss(out.detach(), out.detach())) == 0.0
+    assert float(value.detach()) > 0 and out.grad is not None and float(loss(out.detach(), out.detach())) == 0.0
 
 
 def _sr_batch(seed=0):
