@@ -133,3 +133,15 @@ def test_paired_steps_errors_are_explained():
         lr, hr = _sr_batch()
         train_gan(SRResNetGenerator(4, width=4, num_blocks=1), SRGANDiscriminator(width=4, num_stages=1), (lr, hr),
                   TrainConfig(num_epochs=1, batch_size=4), steps=PairedSteps(adversarial_weight=1.0), progress=False)
+
+
+def test_hippocampus_split_is_by_subject(mirror):
+    from course_utils.data import load_segmentation_cases
+    from course_utils.data.paired import hippocampus_clean_splits
+
+    folder, cases = load_segmentation_cases(download=False)
+    data = hippocampus_clean_splits(folder, cases[:10], size=64, seed=0)
+    assert data.group_kind == "subject" and split_report(data.groups, kind="subject")["shared"] == 0
+    subjects = {split: set(groups.tolist()) for split, groups in data.groups.items()}
+    assert sum(len(s) for s in subjects.values()) == 10, "every subject lands in exactly one split"
+    assert all(images.shape[1:] == (1, 64, 64) for images in data.images.values())
