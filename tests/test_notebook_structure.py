@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from course_utils.runner import CHECK_MARKER, REPO_ROOT, course_notebooks
+from course_utils.runner import REPO_ROOT, course_notebooks
 
 NOTEBOOKS = course_notebooks(REPO_ROOT / "notebooks")
 SKELETON = (
@@ -64,10 +64,7 @@ def test_committed_without_outputs(path) -> None:
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        if CHECK_MARKER in cell.source:  # nbval's reference: expected text output, execution count 1
-            assert cell.outputs and cell.execution_count == 1, f"{path.name} cell {index}: checked cell lacks its reference"
-            kinds = {o.output_type for o in cell.outputs}
-            assert kinds <= {"stream", "execute_result"}, f"{path.name} cell {index}: only text is checked"
-        else:
-            assert cell.execution_count is None, f"{path.name} cell {index}: execution count committed"
-            assert not cell.outputs, f"{path.name} cell {index}: outputs committed (run scripts/refresh_checked_outputs.py)"
+        assert cell.execution_count is None, f"{path.name} cell {index}: execution count committed"
+        assert not cell.outputs, f"{path.name} cell {index}: outputs committed (run scripts/strip_outputs.py)"
+        # a stored-output check would need a committed reference output; worked examples assert instead
+        assert "NBVAL_CHECK_OUTPUT" not in cell.source, f"{path.name} cell {index}: use asserts, not stored outputs"

@@ -32,14 +32,14 @@ def test_run_course_reports_headline_fallback_and_failure(tmp_path):
     assert (build / "01_bad.ipynb").exists(), "a failed notebook is still written, with its error"
 
 
-def test_strip_outputs_keeps_only_checked_cells():
-    notebook = new_notebook(cells=[new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(1)"), new_code_cell("print(2)")])
+def test_strip_outputs_removes_every_output():
+    notebook = new_notebook(cells=[new_code_cell("print(1)\nassert 1 == 1"), new_code_cell("print(2)")])
     for cell in notebook.cells:
         cell.execution_count = 3
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
     cleaned = runner.strip_outputs(notebook)
-    assert [len(c.outputs) for c in cleaned.cells] == [1, 0]
-    assert [c.execution_count for c in cleaned.cells] == [1, None]
+    assert [len(c.outputs) for c in cleaned.cells] == [0, 0]
+    assert [c.execution_count for c in cleaned.cells] == [None, None]
 
 
 def test_figures_are_embedded_even_when_the_shell_sets_agg(tmp_path, monkeypatch):
