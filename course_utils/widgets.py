@@ -40,6 +40,26 @@ def _inside_ipython_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def _live_figure(draw: Any, controls: Any) -> Any:
+    """An ipywidgets Output showing the figure `draw()` returns, redrawn whenever a control in `controls` changes."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    plot = widgets.Output()
+
+    def redraw(_change=None) -> None:
+        """Replace the shown figure with a fresh one."""
+        figure = draw()
+        with plot:
+            plot.clear_output(wait=True)
+            display(figure)
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    redraw()
+    return plot
+
+
 def log_unit(base: float) -> str:
     """The name of the information unit of logarithms in `base` ("nats", "bits", or "log_b units")."""
     for known, name in _UNITS.items():
@@ -206,7 +226,6 @@ def loss_playground(d_real: float = DEFAULT_D_REAL, d_fake: float = DEFAULT_D_FA
         return loss_playground_figure(d_real, d_fake, base)
 
     import ipywidgets as widgets
-    from IPython.display import display
 
     slider_options = {"min": 0.01, "max": 0.99, "step": 0.01, "continuous_update": False, "readout_format": ".2f"}
     real_slider = widgets.FloatSlider(value=d_real, description="D(x)", **slider_options)
@@ -215,20 +234,15 @@ def loss_playground(d_real: float = DEFAULT_D_REAL, d_fake: float = DEFAULT_D_FA
         options=list(_BASES), value=log_unit(base) if log_unit(base) in _BASES else "nats", description="units"
     )
     numbers = widgets.HTML()
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
+    def draw():
         """Recompute the numbers and the figure for the current slider values."""
         chosen_base = _BASES[unit_choice.value]
         lines = _summary_lines(real_slider.value, fake_slider.value, chosen_base)
         numbers.value = "<pre>" + "\n".join(lines) + "</pre>"
-        with plot:
-            plot.clear_output(wait=True)
-            display(loss_playground_figure(real_slider.value, fake_slider.value, chosen_base))
+        return loss_playground_figure(real_slider.value, fake_slider.value, chosen_base)
 
-    for control in (real_slider, fake_slider, unit_choice):
-        control.observe(redraw, names="value")
-    redraw()
+    plot = _live_figure(draw, (real_slider, fake_slider, unit_choice))
     return widgets.VBox([widgets.HBox([real_slider, fake_slider, unit_choice]), numbers, plot])
 
 
@@ -312,28 +326,22 @@ def snapshot_replay(snapshots: dict[int, Any], title: str, num_images: int = 36)
         return snapshot_replay_figure(snapshots, title, num_images=min(num_images, 16))
 
     import ipywidgets as widgets
-    from IPython.display import display
     from matplotlib.figure import Figure
 
     slider = widgets.SelectionSlider(options=[(str(e), e) for e in epochs], value=epochs[-1], description="epoch",
                                      continuous_update=True)
     play = widgets.Play(min=0, max=len(epochs) - 1, value=len(epochs) - 1, interval=400, description="play")
     widgets.jslink((play, "value"), (slider, "index"))
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
-        """Show the grid of the selected epoch."""
+    def draw():
+        """The grid of the selected epoch."""
         epoch = slider.value
         fig = Figure(figsize=(5.5, 5.8), layout="constrained")
-        ax = fig.subplots()
         label = "before training" if epoch == 0 else f"epoch {epoch}"
-        viz.show_grid(_snapshot_unit(snapshots[epoch])[:num_images], title=f"{title}: {label}", ax=ax)
-        with plot:
-            plot.clear_output(wait=True)
-            display(fig)
+        viz.show_grid(_snapshot_unit(snapshots[epoch])[:num_images], title=f"{title}: {label}", ax=fig.subplots())
+        return fig
 
-    slider.observe(redraw, names="value")
-    redraw()
+    plot = _live_figure(draw, (slider,))
     return widgets.VBox([widgets.HBox([play, slider]), plot])
 
 
@@ -434,7 +442,6 @@ def latent_explorer(generator: Any, latent_dim: int, device: Any, seed_a: int = 
 
     import ipywidgets as widgets
     import torch
-    from IPython.display import display
     from matplotlib.figure import Figure
 
     from course_utils import viz
@@ -447,10 +454,9 @@ def latent_explorer(generator: Any, latent_dim: int, device: Any, seed_a: int = 
                                    description=f"direction {i}", continuous_update=False)
                for i in range(num_directions)]
     reset = widgets.Button(description="reset directions")
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
-        """Generate and show the image for the current controls."""
+    def draw():
+        """The generated image for the current controls."""
         z_a, z_b = latent_vector(latent_dim, seed_a_box.value), latent_vector(latent_dim, seed_b_box.value)
         z = slerp(z_a, z_b, torch.tensor([mix.value]))[0]  # (latent_dim,)
         for slider, direction in zip(sliders, directions, strict=True):
@@ -460,19 +466,15 @@ def latent_explorer(generator: Any, latent_dim: int, device: Any, seed_a: int = 
         moves = ", ".join(f"{s.value:+.1f}" for s in sliders)
         viz.show_grid(image, ax=fig.subplots(),
                       title=f"A={seed_a_box.value} → B={seed_b_box.value} at {mix.value:.2f}\ndirections: {moves}")
-        with plot:
-            plot.clear_output(wait=True)
-            display(fig)
+        return fig
 
     def on_reset(_button) -> None:
         """Put every direction slider back to 0."""
         for slider in sliders:
             slider.value = 0.0
 
-    for control in (seed_a_box, seed_b_box, mix, *sliders):
-        control.observe(redraw, names="value")
+    plot = _live_figure(draw, (seed_a_box, seed_b_box, mix, *sliders))
     reset.on_click(on_reset)
-    redraw()
     return widgets.HBox([widgets.VBox([seed_a_box, seed_b_box, mix, *sliders, reset]), plot])
 
 
@@ -564,29 +566,23 @@ def segmentation_explorer(image: Any, truth: Any, predictions: dict[str, Any], c
         return segmentation_explorer_figure(image, truth, predictions, class_names, title, axis=axis, dice=dice)
 
     import ipywidgets as widgets
-    from IPython.display import display
     from matplotlib.figure import Figure
 
     count = np.shape(image)[axis]
     labelled = np.flatnonzero(np.moveaxis(np.asarray(truth), axis, 0).reshape(count, -1).any(axis=1))
     start = int(labelled[len(labelled) // 2]) if len(labelled) else count // 2
     slider = widgets.IntSlider(value=start, min=0, max=count - 1, description="slice", continuous_update=True)
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
-        """Draw the selected slice."""
+    def draw():
+        """The panels of the selected slice."""
         columns = 2 + len(predictions)
         fig = Figure(figsize=(2.6 * columns, 3.4), layout="constrained")
-        axes = fig.subplots(1, columns)
-        _segmentation_row(axes, image, truth, predictions, slider.value, axis, class_names, dice)
+        _segmentation_row(fig.subplots(1, columns), image, truth, predictions, slider.value, axis, class_names, dice)
         _segmentation_legend(fig, class_names)
         fig.suptitle(title)
-        with plot:
-            plot.clear_output(wait=True)
-            display(fig)
+        return fig
 
-    slider.observe(redraw, names="value")
-    redraw()
+    plot = _live_figure(draw, (slider,))
     return widgets.VBox([slider, plot])
 
 
@@ -660,26 +656,20 @@ def comparison_slider(images: dict[str, Any], title: str, reference: str | None 
         return comparison_slider_figure(images, title, reference)
 
     import ipywidgets as widgets
-    from IPython.display import display
     from matplotlib.figure import Figure
 
     method = widgets.Dropdown(options=[n for n in names if n != reference], description="left")
     position = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description="divider",
                                    continuous_update=True)
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
-        """Draw the wipe at the slider's position."""
+    def draw():
+        """The wipe at the slider's position."""
         fig = Figure(figsize=(5.5, 5.8), layout="constrained")
         _wipe_axes(fig.subplots(), images, method.value, reference, position.value)
         fig.suptitle(title)
-        with plot:
-            plot.clear_output(wait=True)
-            display(fig)
+        return fig
 
-    for control in (method, position):
-        control.observe(redraw, names="value")
-    redraw()
+    plot = _live_figure(draw, (method, position))
     return widgets.VBox([widgets.HBox([method, position]), plot])
 
 
@@ -732,23 +722,18 @@ def noise_level_explorer(by_level: dict[str, dict[str, Any]], title: str):
         return noise_level_explorer_figure(by_level, title)
 
     import ipywidgets as widgets
-    from IPython.display import display
     from matplotlib.figure import Figure
 
     slider = widgets.SelectionSlider(options=levels, value=levels[len(levels) // 2], description="noise",
                                      continuous_update=True)
-    plot = widgets.Output()
 
-    def redraw(_change=None) -> None:
-        """Draw the panels of the selected level."""
+    def draw():
+        """The panels of the selected level."""
         panels = by_level[slider.value]
         fig = Figure(figsize=(2.6 * len(panels), 3.2), layout="constrained")
         _level_row(fig.subplots(1, len(panels), squeeze=False)[0], panels, slider.value)
         fig.suptitle(title)
-        with plot:
-            plot.clear_output(wait=True)
-            display(fig)
+        return fig
 
-    slider.observe(redraw, names="value")
-    redraw()
+    plot = _live_figure(draw, (slider,))
     return widgets.VBox([slider, plot])

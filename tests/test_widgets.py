@@ -283,3 +283,19 @@ def test_segmentation_explorer_rejects_mismatched_volumes(monkeypatch) -> None:
         widgets.segmentation_explorer(image, truth[:, :5], predictions, ("bg", "a", "p"), title="t")
     with pytest.raises(ValueError, match="predictions is empty"):
         widgets.segmentation_explorer(image, truth, {}, ("bg", "a", "p"), title="t")
+
+
+def test_interactive_widgets_redraw_when_a_control_changes(monkeypatch) -> None:
+    import ipywidgets
+
+    monkeypatch.setattr(widgets, "is_headless", lambda: False)  # as in a notebook with a frontend
+    drawn = []
+    monkeypatch.setattr("IPython.display.display", lambda figure: drawn.append(figure))
+    image, truth, predictions = _segmentation_volumes()
+    view = widgets.segmentation_explorer(image, truth, predictions, ("background", "anterior", "posterior"), title="t")
+    assert isinstance(view, ipywidgets.VBox) and len(drawn) == 1
+    slider = view.children[0]
+    slider.value = 2
+    assert len(drawn) == 2 and "slice 2" in drawn[-1].axes[0].get_title()
+    replay = widgets.snapshot_replay({0: torch.zeros(4, 1, 8, 8), 1: torch.ones(4, 1, 8, 8)}, title="r")
+    assert isinstance(replay, ipywidgets.VBox) and len(drawn) == 3
