@@ -13,7 +13,8 @@ import pytest
 matplotlib.use("Agg")
 os.environ.setdefault("COURSE_HEADLESS", "1")
 
-MIRROR = Path(os.environ.get("COURSE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+_CONFIGURED = os.environ.get("COURSE_DATA_DIR", "").strip()
+MIRROR = (Path(_CONFIGURED) if _CONFIGURED else Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
 
 
 def mirror_or_skip() -> Path:
@@ -24,8 +25,11 @@ def mirror_or_skip() -> Path:
 
 
 @pytest.fixture
-def mirror() -> Path:
-    return mirror_or_skip()
+def mirror(monkeypatch) -> Path:
+    """The dataset mirror, with COURSE_DATA_DIR pointing at it for this test (whatever the shell set)."""
+    folder = mirror_or_skip()
+    monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture

@@ -264,7 +264,7 @@ def test_hippocampus_download_checks_archive_and_unpacks(mirror, empty_data, mon
     folder = hippocampus.ensure_hippocampus()
     assert folder == empty_data / hippocampus.FOLDER
     assert not (folder / "._dataset.json").exists()
-    assert (folder / hippocampus.LOCAL_MANIFEST).is_file()
+    assert not (folder / ".course_manifest.md5").exists(), "the shipped list is the only authority"
     assert hippocampus.hippocampus_status() == ("present", folder)
     assert sorted(p.name for p in empty_data.iterdir()) == [hippocampus.FOLDER]  # no archive, no staging left
 

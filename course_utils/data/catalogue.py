@@ -32,39 +32,53 @@ class DatasetStatus:
     """One row of `python -m course_utils.data status`."""
 
     name: str
-    status: str  # present / missing / corrupt / built-in
+    status: str  # present / missing / corrupt / unreadable / built-in
     bytes: int
     location: str
     licence: str
     citation: str
+    problem: str = ""  # for a corrupt or unreadable copy: what is wrong with it
 
 
 def _size_of(path: Path | None) -> int:
-    """Bytes of a file, or of every file in a folder; 0 for None."""
+    """Bytes of a file, or of every file in a folder; 0 for None or what cannot be read."""
     if path is None:
         return 0
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    try:
+        if path.is_file():
+            return path.stat().st_size
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    except OSError:
+        return 0
 
 
 def course_status() -> list[DatasetStatus]:
     """Status of every dataset the course uses."""
     rows = []
     for flag, size in COURSE_MEDMNIST:
-        status, path = medmnist_data.medmnist_status(flag, size)
+        good, bad = medmnist_data.locate(flag, size)
         info = medmnist_data.medmnist_info(flag)
-        rows.append(DatasetStatus(
-            medmnist_data.file_name(flag, size).removesuffix(".npz"), status, _size_of(path),
-            str(path) if path else "-", info["license"], MEDMNIST_CITATION,
-        ))
-    status, folder = hippocampus.hippocampus_status()
-    rows.append(DatasetStatus(
-        "hippocampus (MSD Task04)", status, _size_of(folder), str(folder) if folder else "-",
-        hippocampus.LICENCE, HIPPOCAMPUS_CITATION,
-    ))
+        name = medmnist_data.file_name(flag, size).removesuffix(".npz")
+        copies = ([(good, "present")] if good else []) + bad
+        for path, status in copies or [(None, "missing")]:
+            problem = {"corrupt": "MD5 differs from the official one", "unreadable": "cannot be read"}.get(status, "")
+            rows.append(DatasetStatus(name, status, _size_of(path), str(path) if path else "-", info["license"],
+                                      MEDMNIST_CITATION, problem))
+    states = hippocampus.folder_states()
+    intact = [folder for folder, problems in states if not problems]
+    copies = [(intact[0], "present", "")] if intact else []
+    copies += [(folder, "corrupt", _problems_in_words(problems)) for folder, problems in states if problems]
+    for folder, status, problem in copies or [(None, "missing", "")]:
+        rows.append(DatasetStatus("hippocampus (MSD Task04)", status, _size_of(folder), str(folder) if folder else "-",
+                                  hippocampus.LICENCE, HIPPOCAMPUS_CITATION, problem))
     rows.append(DatasetStatus("mni152 (T1 + GM/WM maps)", "built-in", 0, "inside nilearn", MNI152_LICENCE, MNI152_CITATION))
     return rows
+
+
+def _problems_in_words(problems: list[str]) -> str:
+    """'3 files missing or altered: a, b, c' (at most three named)."""
+    named = ", ".join(problems[:3]) + (", ..." if len(problems) > 3 else "")
+    return f"{len(problems)} missing or altered: {named}"
 
 
 def format_status(rows: list[DatasetStatus]) -> str:

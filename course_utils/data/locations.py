@@ -1,13 +1,21 @@
-"""Where datasets live: `COURSE_DATA_DIR`, then `data/` in the repository, then medmnist's own folder."""
+"""Where datasets live: `COURSE_DATA_DIR`, then `data/` in the repository, then medmnist's own folder.
+
+A relative `COURSE_DATA_DIR` (or `COURSE_CHECKPOINT_DIR`) is read against the repository root, not the
+current folder, so the command line (started in the repository) and the notebooks (whose kernels start in
+`notebooks/`) use the same folder. Outside a repository it is read against the current folder.
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 DATA_DIR_ENV = "COURSE_DATA_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
 MEDMNIST_SUBDIR = "medmnist"
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
+_FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "n", "f"})
 
 
 def repository_root() -> Path | None:
@@ -20,12 +28,20 @@ def repository_root() -> Path | None:
     return None
 
 
+def resolve_course_dir(value: str) -> Path:
+    """An absolute folder for a `COURSE_*_DIR` value: `~` expanded, relative paths taken from the repository root."""
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        path = (repository_root() or Path.cwd()) / path
+    return path.resolve()
+
+
 def data_roots() -> list[Path]:
     """Course data folders in search order: `$COURSE_DATA_DIR`, then `<repo>/data` (or `./data`)."""
     roots: list[Path] = []
     configured = os.environ.get(DATA_DIR_ENV, "").strip()
     if configured:
-        roots.append(Path(configured).expanduser().resolve())
+        roots.append(resolve_course_dir(configured))
     repo = repository_root()
     roots.append((repo / "data") if repo else (Path.cwd() / "data").resolve())
     unique: list[Path] = []
@@ -50,11 +66,11 @@ def medmnist_dirs() -> list[Path]:
 
 
 def _is_writable(folder: Path) -> bool:
-    """True if `folder` exists and is writable, or can be created."""
+    """True if `folder` exists and is a writable folder, or can be created."""
     probe = folder
     while not probe.exists():
         probe = probe.parent
-    return os.access(probe, os.W_OK)
+    return probe.is_dir() and os.access(probe, os.W_OK)
 
 
 def download_root() -> Path:
@@ -69,6 +85,27 @@ def download_root() -> Path:
     )
 
 
+def offline_requested() -> bool:
+    """True when `COURSE_OFFLINE` asks for no network: 1/true/yes/on in any case (0/false/no/off: online)."""
+    value = os.environ.get(OFFLINE_ENV, "").strip().lower()
+    if value in _TRUE_WORDS:
+        return True
+    if value in _FALSE_WORDS:
+        return False
+    warnings.warn(
+        f"{OFFLINE_ENV}={os.environ[OFFLINE_ENV]!r} is not a yes/no value; treating it as offline (no downloads). "
+        f"Use {OFFLINE_ENV}=1 for offline or {OFFLINE_ENV}=0 to allow downloads.",
+        stacklevel=2,
+    )
+    return True
+
+
 def network_allowed() -> bool:
-    """False when the learner asked for offline mode with `COURSE_OFFLINE=1`."""
-    return os.environ.get(OFFLINE_ENV, "").strip() not in {"1", "true", "yes"}
+    """False when the learner asked for offline mode (`COURSE_OFFLINE=1`, `true`, `yes`, `on`)."""
+    return not offline_requested()
+
+
+def offline_hint() -> str:
+    """How to allow downloads again, for messages shown when `COURSE_OFFLINE` forbids them."""
+    return (f"Downloads are off because {OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '')!r}; allow them with "
+            f"`unset {OFFLINE_ENV}` (or `{OFFLINE_ENV}=0`), or in a notebook `%env {OFFLINE_ENV}=0`.")
