@@ -1,12 +1,15 @@
 """Profiles (`smoke`, `cpu`, `gpu`) and per-notebook run settings as frozen dataclasses.
 
-`COURSE_PROFILE` picks the profile; unset means `gpu` when CUDA is available, else `cpu`.
+`COURSE_PROFILE` picks the profile; unset means `gpu` when CUDA is available, else `cpu`. Asking for `gpu`
+on a machine where torch sees no CUDA GPU still gives `gpu`, with a warning (once per process): its settings
+would run for hours on the CPU.
 A notebook's Configuration cell calls `settings_for("<notebook stem>")` and reads nothing else.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 PROFILE_ENV = "COURSE_PROFILE"
@@ -29,8 +32,30 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+_gpu_warning_shown = False  # warn_if_gpu_without_cuda speaks once per process
+
+
+def warn_if_gpu_without_cuda(profile: str, asked_by: str = f"{PROFILE_ENV}=gpu", stacklevel: int = 2) -> None:
+    """Warn (once per process) when the `gpu` profile was asked for (`asked_by`) but torch sees no CUDA GPU."""
+    global _gpu_warning_shown
+    if profile != "gpu" or _gpu_warning_shown or _cuda_available():
+        return
+    _gpu_warning_shown = True
+    warnings.warn(
+        f"The gpu profile was asked for ({asked_by}), but torch sees no CUDA GPU: its settings "
+        "(64/128 px images, full-length training) will run on the CPU and take hours. "
+        f"On this machine use the cpu profile (`{PROFILE_ENV}=cpu` or `--profile cpu`: minutes per notebook) "
+        "or smoke (seconds), or check that a CUDA build of torch and the GPU driver are installed.",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 def active_profile() -> str:
-    """The profile in force: `COURSE_PROFILE` if set, else `gpu` with CUDA, else `cpu`."""
+    """The profile in force: `COURSE_PROFILE` if set, else `gpu` with CUDA, else `cpu`.
+
+    An explicit `gpu` without CUDA is kept (the learner asked for it) but warned about once per process.
+    """
     value = os.environ.get(PROFILE_ENV, "").strip().lower()
     if not value:
         return "gpu" if _cuda_available() else "cpu"
@@ -40,6 +65,7 @@ def active_profile() -> str:
             f"Use one of {', '.join(PROFILES)} (e.g. `export {PROFILE_ENV}=cpu`), or unset it to pick "
             "`gpu` when CUDA is available and `cpu` otherwise."
         )
+    warn_if_gpu_without_cuda(value)
     return value
 
 

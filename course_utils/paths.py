@@ -1,11 +1,17 @@
-"""Where runs keep their checkpoints: `$COURSE_CHECKPOINT_DIR`, else `checkpoints/` in the repository (or cwd)."""
+"""Where runs keep their checkpoints: `$COURSE_CHECKPOINT_DIR`, else `checkpoints/` in the repository (or cwd).
+
+A relative `COURSE_CHECKPOINT_DIR` is taken relative to the repository root, not to the working folder, so the
+command line (run from the repository root) and the notebooks (whose kernels start in `notebooks/`) share one
+folder; outside a repository it is relative to the current folder. `~` is expanded; an absolute path is used
+as given (only normalised).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from course_utils.data.locations import repository_root
+from course_utils.data import locations
 
 CHECKPOINT_ENV = "COURSE_CHECKPOINT_DIR"
 
@@ -13,8 +19,10 @@ CHECKPOINT_ENV = "COURSE_CHECKPOINT_DIR"
 def checkpoint_root() -> Path:
     """The folder that holds every run's checkpoints (created on demand)."""
     configured = os.environ.get(CHECKPOINT_ENV, "").strip()
-    repo = repository_root()
-    root = Path(configured).expanduser() if configured else (repo or Path.cwd()) / "checkpoints"
+    if configured:
+        root = locations.resolve_course_dir(configured)
+    else:
+        root = (locations.repository_root() or Path.cwd()) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     return root
 

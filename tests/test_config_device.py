@@ -14,6 +14,7 @@ from course_utils import config, device, report, runner
 
 
 def test_profile_from_environment(monkeypatch):
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)  # no gpu-without-CUDA warning here
     for name in config.PROFILES:
         monkeypatch.setenv("COURSE_PROFILE", name.upper())
         assert config.active_profile() == name
@@ -24,6 +25,24 @@ def test_unset_profile_follows_cuda(monkeypatch, cuda, expected):
     monkeypatch.delenv("COURSE_PROFILE", raising=False)
     monkeypatch.setattr(config, "_cuda_available", lambda: cuda)
     assert config.active_profile() == expected
+
+
+def test_gpu_profile_without_cuda_warns_once(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    monkeypatch.setattr(config, "_cuda_available", lambda: False)
+    monkeypatch.setattr(config, "_gpu_warning_shown", False)
+    with pytest.warns(UserWarning, match=r"gpu profile.*COURSE_PROFILE=gpu.*no CUDA GPU.*on the CPU.*hours.*COURSE_PROFILE=cpu") as caught:
+        assert config.active_profile() == "gpu", "the profile asked for is still used"
+        assert config.active_profile() == "gpu"
+    assert len(caught) == 1, "the warning is given once per process"
+
+
+def test_gpu_profile_with_cuda_does_not_warn(monkeypatch, recwarn):
+    monkeypatch.setenv("COURSE_PROFILE", "gpu")
+    monkeypatch.setattr(config, "_cuda_available", lambda: True)
+    monkeypatch.setattr(config, "_gpu_warning_shown", False)
+    assert config.active_profile() == "gpu"
+    assert not [w for w in recwarn if "CUDA" in str(w.message)]
 
 
 def test_bad_profile_explains_the_choices(monkeypatch):
