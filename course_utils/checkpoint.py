@@ -10,13 +10,16 @@ which refuses to run code hidden in a pickle.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import pickle
 import pickletools
 import random
+import re
 import secrets
+import shutil
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -27,8 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from course_utils.data.staging import process_alive
+
 CONFIG_KEY = "config"
 _MISSING = "<missing>"
+# The temp file `save_checkpoint` writes before the rename: `.{name}.tmp-{pid}-{hex}`.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]+)")
+_DISK_FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
+_FIX_FOLDER = (
+    "Pick another folder (the checkpoint_dir argument), or set the environment variable COURSE_CHECKPOINT_DIR "
+    "to a writable folder (the notebooks' run folders, `course_utils.paths.run_dir`, live under it)."
+)
 # Types that torch.load(weights_only=True) rebuilds without running arbitrary code.
 _SAFE_LEAVES: tuple[type, ...] = (
     bool,
@@ -201,7 +213,9 @@ def _check_weights_only_safe(value: Any, where: str) -> None:
 def save_checkpoint(path: str | Path, state: Mapping[str, Any], config: Any) -> Path:
     """Write `state` plus `config` to `path` atomically (temp file, fsync, rename); return the path.
 
-    A crash or Ctrl-C mid-write leaves the previous file at `path` untouched and no temp file behind.
+    A crash or Ctrl-C mid-write leaves the previous file at `path` untouched and no temp file behind. A failed
+    write (full disk, I/O error) raises CheckpointError saying how much space the folder has left; Ctrl-C
+    passes through unchanged. (A hard kill can leave the temp file; `prepare_checkpoint_dir` removes it.)
     """
     path = Path(path)
     if not isinstance(state, Mapping):
@@ -229,11 +243,145 @@ def save_checkpoint(path: str | Path, state: Mapping[str, Any], config: Any) -> 
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)  # atomic on POSIX and Windows: readers see the old or the new file
-    except BaseException:  # also KeyboardInterrupt: never leave a half-written temp file
+    except BaseException as err:  # also KeyboardInterrupt: never leave a half-written temp file
+        written = _size_or_none(temp)
         temp.unlink(missing_ok=True)
-        raise
+        if not isinstance(err, Exception):
+            raise  # KeyboardInterrupt, SystemExit: unchanged
+        raise _write_failed(path, err, written) from err
     _fsync_directory(path.parent)
     return path
+
+
+def _size_or_none(path: Path) -> int | None:
+    """The file's size in bytes, or None when it cannot be read (or does not exist)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _format_bytes(count: int) -> str:
+    """A byte count as '3.21 GB', '512.0 MB' or '12.3 kB' (decimal units, as disks are labelled)."""
+    if count >= 1e9:
+        return f"{count / 1e9:.2f} GB"
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{count / 1e3:.1f} kB"
+
+
+def _looks_like_full_disk(err: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT and for torch's zip writer failing to write (how a full disk shows up in torch.save)."""
+    if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+        return True
+    text = str(err).lower()
+    return any(words in text for words in ("file write failed", "no space left", "quota exceeded", "disk full"))
+
+
+def _write_failed(path: Path, err: Exception, written: int | None) -> CheckpointError:
+    """The error for a save whose write, flush, fsync or rename failed (the temp file is already removed)."""
+    detail = (str(err).strip().splitlines() or ["no detail"])[0][:200]
+    try:
+        free = f"{_format_bytes(shutil.disk_usage(path.parent).free)} free"
+    except OSError:
+        free = "free space unknown"
+    full = _looks_like_full_disk(err)
+    what = "the disk looks full" if full else "writing the file failed"
+    reached = f" after {_format_bytes(written)} had been written" if written else ""
+    previous_size = _size_or_none(path)
+    if previous_size is not None:
+        previous = (f"The previous checkpoint at {path} ({_format_bytes(previous_size)}) is intact and unchanged, "
+                    "and no partial file was left behind.")
+    else:
+        previous = f"No checkpoint existed at {path} before, none was written, and no partial file was left behind."
+    fix = (
+        "free up space on that disk (e.g. delete old runs' checkpoints)"
+        if full
+        else f"check that {path.parent} is writable and its disk healthy and not full"
+    )
+    return CheckpointError(
+        f"Could not save checkpoint {path}: {what} ({type(err).__name__}: {detail}){reached}; the folder "
+        f"{path.parent} has {free}. {previous} To fix: {fix}, or point COURSE_CHECKPOINT_DIR (or the "
+        "checkpoint_dir argument) at a folder on another disk, then run again (train_gan resumes from the "
+        "previous checkpoint)."
+    )
+
+
+# ----------------------------------------------------------------------------- checkpoint folder
+
+
+def prepare_checkpoint_dir(folder: str | Path) -> Path:
+    """Create `folder` (and its parents), check that files can be written in it, and return it as a Path.
+
+    Call it before training, so that an unusable folder (a file, read-only, under a file) is reported at
+    once rather than at the first save, after the training time was spent. It also removes temp files
+    (`.{name}.tmp-{pid}-{hex}`) that `save_checkpoint` left behind when its process was killed hard; only
+    those whose process no longer exists (files of this process and of live processes are kept). Process ids
+    are those of this machine: do not share one checkpoint folder between runs on several machines or
+    containers at the same time. Raises CheckpointError saying what is wrong and how to fix it.
+    """
+    folder = Path(folder)
+    probe = folder / f".write-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    created = False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        created = True
+        try:
+            with open(probe, "xb") as handle:  # the module's `open`, so that tests can make it fail
+                handle.write(b"probe")
+        finally:
+            probe.unlink(missing_ok=True)
+    except (FileExistsError, NotADirectoryError) as err:
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        where = "" if blocker == folder else f", so {folder} cannot be created inside it"
+        raise _unusable(folder, f"{blocker} is a file, not a folder{where}") from err
+    except PermissionError as err:
+        what = (
+            "it is not writable (permission denied when writing a test file in it)"
+            if created
+            else f"it could not be created: permission denied for {err.filename or folder} (its parent folder "
+            "is not writable)"
+        )
+        raise _unusable(folder, what) from err
+    except OSError as err:
+        raise _unusable(folder, _os_error_words(err)) from err
+    _remove_stale_temp_files(folder)
+    return folder
+
+
+def _os_error_words(err: OSError) -> str:
+    """What an OSError from creating or writing in a folder means, in words."""
+    if err.errno == errno.EROFS:
+        return "it is on a read-only file system"
+    if err.errno in _DISK_FULL_ERRNOS:
+        return "the disk is full (or the disk quota is exceeded)"
+    return f"files cannot be written there ({type(err).__name__}: {err.strerror or err})"
+
+
+def _unusable(folder: Path, what: str) -> CheckpointError:
+    """The error for a checkpoint folder that cannot be used."""
+    shown = str(folder) if folder.is_absolute() else f"{folder} (absolute: {folder.absolute()})"
+    return CheckpointError(f"Cannot use checkpoint folder {shown}: {what}. {_FIX_FOLDER}")
+
+
+def _remove_stale_temp_files(folder: Path) -> None:
+    """Delete `save_checkpoint` temp files in `folder` whose writing process is gone (best effort)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows; leave the files
+        return
+    me = os.getpid()
+    try:
+        with os.scandir(folder) as entries:
+            stale = [
+                entry.path
+                for entry in entries
+                if (match := _TEMP_NAME.fullmatch(entry.name)) is not None
+                and entry.is_file(follow_symlinks=False)
+                and int(match["pid"]) != me
+                and not process_alive(int(match["pid"]))
+            ]
+    except OSError:  # the folder cannot be listed: nothing to clean up that we could see
+        return
+    for name in stale:
+        with contextlib.suppress(OSError):  # removed meanwhile, or not ours to delete: leave it
+            os.unlink(name)
 
 
 def _fsync_directory(folder: Path) -> None:

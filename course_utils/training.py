@@ -26,7 +26,12 @@ How one call of `train_gan` runs:
   how to resume and its `.result` holds the partial history. A second interrupt stops at once.
 - **NaN guard**: at every sync point the logged values are checked; a NaN or infinity stops training with
   `TrainingDivergedError`, which names the epoch, step and value, and the last good checkpoint (never
-  overwritten by a diverged state: parameters are checked before every save).
+  overwritten by a diverged state: parameters are checked before every save). A finite value above 1e4 in
+  absolute value warns once per run (training goes on): it usually comes shortly before a NaN.
+- **Resume safety**: the checkpoint stores the settings a resumed run must share, including the `amp` mode
+  and a fingerprint of the data (shape, dtype and the bytes of up to 256 evenly spaced rows of every data
+  tensor), so other images of the same shape are refused with `CheckpointMismatchError`. The checkpoint
+  folder is created and checked for writability before the first step.
 - **Speed on CUDA**: mixed precision (`amp='auto'`: bf16 where the GPU supports it, else fp16 with one
   gradient scaler per optimiser), fused Adam, channels-last memory format, optional `torch.compile`.
   On CPU and MPS `amp='auto'` means full float32.
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import math
 import signal
 import sys
@@ -51,7 +57,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.checkpoint import config_to_dict, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from course_utils.checkpoint import (
+    config_to_dict,
+    load_checkpoint,
+    prepare_checkpoint_dir,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from course_utils.data.imageset import ImageSet, to_model_range
 from course_utils.losses import d_loss_minimax, g_loss_non_saturating, gradient_penalty
 
@@ -60,6 +73,9 @@ CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = 1
 _EPOCH_SEED_STRIDE = 1_000_003  # batch-order seed = seed * stride + epoch (a prime, so runs do not overlap)
 _FIXED_NOISE_OFFSET = 7_919  # the fixed noise comes from seed + offset, apart from the training noise
+_FINGERPRINT_ROWS = 256  # rows of each data tensor hashed into the checkpoint's data fingerprint
+_HUGE_VALUE = 1e4  # a logged value beyond this (in absolute value) is finite but suspicious: warn once
+_IMAGE_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # float images kept as they are
 _REMEDIES = (
     "Typical remedies: lower the learning rates (e.g. halve lr_d and lr_g), check that the images are in "
     "[-1, 1] (uint8 data is converted for you; float data must be converted with `to_model_range`), try "
@@ -483,7 +499,11 @@ class _DeferredInterrupt:
 
 
 def _as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """The training data as a tuple of same-length tensors on `device` (images first)."""
+    """The training data as a tuple of same-length tensors on `device` (images first).
+
+    Float images other than float32/float16/bfloat16 (e.g. float64) become float32, with a warning: the
+    models, their noise and their snapshots are float32.
+    """
     if isinstance(data, ImageSet):
         data = data.images
     tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data) if isinstance(data, Sequence) else None
@@ -502,7 +522,34 @@ def _as_tensors(data: Any, device: torch.device) -> tuple[torch.Tensor, ...]:
     counts = {int(t.shape[0]) for t in tensors}
     if len(counts) != 1:
         raise ValueError(f"All data tensors need the same first dimension (one row per sample); got {sorted(counts)}.")
+    if images.is_floating_point() and images.dtype not in _IMAGE_FLOAT_DTYPES:
+        name = str(images.dtype).removeprefix("torch.")
+        warnings.warn(
+            f"The images are {name}; converted them to float32, the models' precision (the networks would "
+            f"refuse {name} input). Pass uint8 or float32 images (e.g. `images.float()`) to skip this copy.",
+            stacklevel=4,
+        )
+        tensors = (images.to(device=device, dtype=torch.float32), *tensors[1:])
     return tuple(t.to(device) for t in tensors)  # a no-op for tensors already on the device
+
+
+def _data_fingerprint(tensors: Sequence[torch.Tensor]) -> str:
+    """A cheap fingerprint of the training data: SHA-1 (first 16 hex digits) of each tensor's shape, dtype and
+    the exact bytes of up to 256 evenly spaced rows (the first and the last included).
+
+    The same on every device (the bytes are hashed on the CPU) and for every dtype (bf16 and half included,
+    read as raw bytes). One small copy to the CPU; `_Trainer` computes it once per run.
+    """
+    digest = hashlib.sha1()
+    for tensor in tensors:
+        count = int(tensor.shape[0])
+        rows = min(count, _FINGERPRINT_ROWS)
+        index = [i * (count - 1) // (rows - 1) for i in range(rows)] if rows > 1 else list(range(rows))
+        picked = torch.index_select(tensor.detach(), 0, torch.tensor(index, dtype=torch.int64, device=tensor.device))
+        raw = picked.cpu().contiguous().reshape(-1).view(torch.uint8)  # (rows * row_numel * itemsize,) bytes
+        digest.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        digest.update(raw.numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _check_image_range(images: torch.Tensor) -> None:
@@ -563,7 +610,11 @@ class _Trainer:
                 "have no complete batch. Lower batch_size or use more data."
             )
         self.steps_per_epoch = self.num_items // config.batch_size  # the incomplete last batch is dropped
-        self.checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        self.data_fingerprint = _data_fingerprint(self.data)  # once per run (a small copy to the CPU)
+        # The folder is created and checked now, not at the first save after the training time was spent.
+        self.checkpoint_path = (
+            prepare_checkpoint_dir(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
+        )
         self.progress = progress
         self.epoch = 0  # epochs completed
         self.step = 0  # steps completed in the current epoch
@@ -577,6 +628,7 @@ class _Trainer:
         self.seconds, self.images_seen = 0.0, 0
         self.bar: Any = None
         self.interrupt: _DeferredInterrupt | None = None
+        self.warned_huge = False  # the finite-but-huge value warning is given once per run
 
     def _model_device(self) -> torch.device:
         """The device of the generator's parameters; ValueError if the discriminator is elsewhere."""
@@ -647,9 +699,11 @@ class _Trainer:
         return {
             "batch_size": config.batch_size, "lr_g": config.lr_g, "lr_d": config.lr_d, "betas": list(config.betas),
             "latent_dim": config.latent_dim, "seed": config.seed, "num_samples": config.num_samples,
+            "amp": config.amp,  # the mode ('auto', ...), not the dtype: a CPU checkpoint resumes on a GPU
             "generator": describe(self.generator), "discriminator": describe(self.discriminator),
             "steps": self.steps.settings(),
-            "data": {"count": self.num_items, "shape": list(self.data[0].shape[1:]), "dtype": str(self.data[0].dtype)},
+            "data": {"count": self.num_items, "shape": list(self.data[0].shape[1:]), "dtype": str(self.data[0].dtype),
+                     "fingerprint": self.data_fingerprint},
         }
 
     # -- checkpoints ---------------------------------------------------------------------------------
@@ -823,6 +877,24 @@ class _Trainer:
         if self.bar is not None:
             means = values.mean(dim=0)  # (K,) over the window, for the progress bar
             self.bar.set_postfix({k: f"{float(means[i]):.3f}" for i, k in enumerate(self.keys)}, refresh=False)
+        if not self.warned_huge:
+            self._warn_if_huge(values, first)
+
+    def _warn_if_huge(self, values: torch.Tensor, first: int) -> None:
+        """Warn (once per run) when a logged value `(S, K)` on the CPU is finite but above 1e4 in absolute value."""
+        huge = (values.abs() > _HUGE_VALUE).nonzero()
+        if not len(huge):
+            return
+        self.warned_huge = True
+        row, col = (int(v) for v in huge[0])
+        epoch, step = divmod(first + row, self.steps_per_epoch)
+        warnings.warn(
+            f"{self.keys[col]} = {float(values[row, col]):.4g} at epoch {epoch + 1}/{self.config.num_epochs}, "
+            f"step {step + 1}/{self.steps_per_epoch}: finite, but above {_HUGE_VALUE:g} in absolute value, which "
+            "usually means training is diverging and a NaN will follow. Training goes on (this warning is shown "
+            f"once per run). {_REMEDIES}",
+            stacklevel=6,  # _warn_if_huge <- flush <- _run_epoch <- run <- train_gan <- the caller
+        )
 
     def _end_epoch(self) -> None:
         """Per-epoch means, snapshot and checkpoint once the epoch's steps are done."""
@@ -881,10 +953,34 @@ class _Trainer:
         return f"The last good checkpoint is {path} ({self._position(epoch, step)}); it was not overwritten."
 
     def _position(self, epoch: int, step: int) -> str:
-        """'after epoch 3/10' or 'epoch 4/10, after step 12/40' (epochs completed, steps in the current one)."""
+        """'after epoch 3/10' or 'epoch 4/10, after step 12/40' (epochs completed, steps in the current one).
+
+        Past `num_epochs` (a checkpoint of a longer run): 'after epoch 5, more than num_epochs=3', never '5/3'.
+        """
+        total = self.config.num_epochs
         if step == 0:
-            return f"after epoch {epoch}/{self.config.num_epochs}"
-        return f"epoch {epoch + 1}/{self.config.num_epochs}, after step {step}/{self.steps_per_epoch}"
+            return f"after epoch {epoch}/{total}" if epoch <= total else f"after epoch {epoch}, more than num_epochs={total}"
+        if epoch < total:
+            return f"epoch {epoch + 1}/{total}, after step {step}/{self.steps_per_epoch}"
+        return f"epoch {epoch + 1}, after step {step}/{self.steps_per_epoch}, more than num_epochs={total}"
+
+    def beyond_num_epochs(self) -> str | None:
+        """The warning when the restored checkpoint is further along than `num_epochs`; None when it is not."""
+        epoch, step, total = self.epoch, self.step, self.config.num_epochs
+        if (epoch, step) <= (total, 0):
+            return None
+        epochs = f"{epoch} epoch{'s' if epoch != 1 else ''}"
+        if step == 0:
+            has, after = epochs, f"after epoch {epoch}"
+        else:
+            has = f"{epochs} and {step}/{self.steps_per_epoch} steps of epoch {epoch + 1}"
+            after = f"after step {step}/{self.steps_per_epoch} of epoch {epoch + 1}"
+        return (
+            f"The checkpoint {self.checkpoint_path} already has {has}, more than num_epochs={total}, so nothing "
+            f"was trained: the returned models, history and snapshots are those {after}. To train a shorter run "
+            "from scratch, pass resume=False (this overwrites the checkpoint) or use another checkpoint_dir; to "
+            "train further, raise num_epochs."
+        )
 
     def _diverged(self, epoch: int, step: int, name: str, value: float, what: str | None = None) -> TrainingDivergedError:
         """The error for a NaN/inf at 1-based (epoch, step)."""
@@ -936,7 +1032,9 @@ def train_gan(
     or a tuple with the images first (e.g. `(images, labels)` for a conditional `GANSteps`); it is moved to
     the models' device once. `steps` defaults to `DCGANSteps()` (non-saturating loss). With `checkpoint_dir`
     the run checkpoints to `<checkpoint_dir>/last.pt` and, with `resume=True`, continues from it (raising
-    `CheckpointMismatchError` if its settings differ; `num_epochs` may grow). Raises `TrainingInterrupted`
+    `CheckpointMismatchError` if its settings, `amp` mode or data differ; `num_epochs` may grow; a smaller one
+    trains nothing and warns). The folder is checked before training (`CheckpointError` if it cannot be
+    written). Float64 images are converted to float32 (with a warning). Raises `TrainingInterrupted`
     on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. On CUDA with
     `channels_last` the models are converted to that memory format in place.
     """
@@ -948,6 +1046,10 @@ def train_gan(
     resumed = trainer.restore(resume)
     if progress and resumed:
         print(f"Resumed from {trainer.checkpoint_path} ({trainer._position(trainer.epoch, trainer.step)}).")
+    beyond = trainer.beyond_num_epochs()
+    if beyond is not None:  # a warning, not a print: it shows with progress=False too
+        warnings.warn(beyond, stacklevel=2)
+        return trainer.result()
     if trainer.epoch >= config.num_epochs:
         if progress:
             print(f"Nothing to train: the checkpoint has {trainer.epoch} epochs, num_epochs={config.num_epochs}.")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import io
 import os
 import pickle
 import random
+import re
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from course_utils.checkpoint import (
     CheckpointMismatchError,
     UnsafeCheckpointError,
     load_checkpoint,
+    prepare_checkpoint_dir,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -91,6 +96,7 @@ def test_saved_file_loads_with_plain_weights_only_torch_load(tmp_path) -> None:
 
 @pytest.mark.parametrize("failure", [RuntimeError("disk full"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
 def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch, failure) -> None:
+    expected = KeyboardInterrupt if isinstance(failure, KeyboardInterrupt) else CheckpointError  # Ctrl-C unchanged
     path = tmp_path / "last.pt"
     model, optimizer = _model_and_optimizer(seed=0)
     save_checkpoint(path, _state(model, optimizer, epoch=1), RunConfig())
@@ -102,8 +108,9 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch, failur
 
     monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
     _train_step(model, optimizer, seed=5)
-    with pytest.raises(type(failure)):
+    with pytest.raises(expected) as info:
         save_checkpoint(path, _state(model, optimizer, epoch=2), RunConfig())
+    assert type(info.value) is expected
     monkeypatch.undo()
 
     assert sorted(os.listdir(tmp_path)) == ["last.pt"], "the temp file must be removed"
@@ -118,9 +125,138 @@ def test_crash_on_first_save_leaves_no_file(tmp_path, monkeypatch) -> None:
         raise OSError("no space left on device")
 
     monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
-    with pytest.raises(OSError, match="no space"):
+    with pytest.raises(CheckpointError, match="no space") as info:
         save_checkpoint(tmp_path / "ckpt" / "last.pt", {"epoch": 0}, {})
     assert os.listdir(tmp_path / "ckpt") == []
+    assert "no checkpoint existed" in str(info.value).lower()
+
+
+_DISK_FULL = [
+    RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed"),  # torch's zip writer
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EDQUOT, "Disk quota exceeded"),
+]
+
+
+@pytest.mark.parametrize("failure", _DISK_FULL, ids=["torch-writer", "ENOSPC", "EDQUOT"])
+def test_full_disk_while_saving_keeps_previous_file_and_says_how_much_is_free(tmp_path, monkeypatch, failure) -> None:
+    path = tmp_path / "last.pt"
+    model, optimizer = _model_and_optimizer(seed=0)
+    save_checkpoint(path, _state(model, optimizer, epoch=1), RunConfig())
+    before = path.read_bytes()
+
+    def full_disk_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 the first few bytes")  # the disk fills up part-way through the write
+        raise failure
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk_save)
+    with pytest.raises(CheckpointError) as info:
+        save_checkpoint(path, _state(model, optimizer, epoch=2), RunConfig())
+    monkeypatch.undo()
+
+    message = str(info.value)
+    assert info.value.__cause__ is failure  # the original error stays attached
+    assert path.read_bytes() == before, "the previous checkpoint must be unchanged"
+    assert sorted(os.listdir(tmp_path)) == ["last.pt"], "the temp file must be removed"
+    assert str(path) in message
+    assert "full" in message
+    assert re.search(r"\d+(\.\d+)? [MG]B free", message), message  # shutil.disk_usage of the folder
+    assert "intact and unchanged" in message
+    assert "free up space" in message and "COURSE_CHECKPOINT_DIR" in message and "another disk" in message
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+# ----------------------------------------------------------------------------- checkpoint folder
+
+
+def test_prepare_checkpoint_dir_creates_the_folder_and_leaves_it_empty(tmp_path) -> None:
+    folder = tmp_path / "runs" / "02_dcgan"
+    assert prepare_checkpoint_dir(str(folder)) == folder
+    assert folder.is_dir() and os.listdir(folder) == []  # the write probe was deleted
+    assert prepare_checkpoint_dir(folder) == folder  # an existing folder is fine
+
+
+@pytest.mark.parametrize("where", ["folder-is-a-file", "parent-is-a-file"])
+def test_prepare_checkpoint_dir_rejects_a_file(tmp_path, where) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    folder = blocker if where == "folder-is-a-file" else blocker / "checkpoints"
+    with pytest.raises(CheckpointError) as info:
+        prepare_checkpoint_dir(folder)
+    message = str(info.value)
+    assert str(folder) in message
+    assert f"{blocker} is a file" in message
+    assert "another folder" in message and "COURSE_CHECKPOINT_DIR" in message
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("failure", "words"),
+    [(PermissionError(errno.EACCES, "Permission denied"), "not writable"),
+     (OSError(errno.EROFS, "Read-only file system"), "read-only file system"),
+     (OSError(errno.EIO, "Input/output error"), "Input/output error")],
+    ids=["read-only-folder", "read-only-file-system", "other-os-error"],
+)
+def test_prepare_checkpoint_dir_rejects_an_unwritable_folder(tmp_path, monkeypatch, failure, words) -> None:
+    # Tests run as root, for whom chmod 0o555 does not stop writes: make the probe's open fail instead.
+    def failing_open(file, mode="r", *args, **kwargs):
+        raise type(failure)(failure.errno, failure.strerror, str(file))
+
+    monkeypatch.setattr(checkpoint, "open", failing_open, raising=False)  # shadows the builtin in the module only
+    folder = tmp_path / "shared"
+    with pytest.raises(CheckpointError) as info:
+        prepare_checkpoint_dir(folder)
+    message = str(info.value)
+    assert str(folder) in message and words in message
+    assert "another folder" in message and "COURSE_CHECKPOINT_DIR" in message
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_prepare_checkpoint_dir_removes_only_temp_files_of_dead_processes(tmp_path, monkeypatch) -> None:
+    dead, foreign = _dead_pid(), _dead_pid()
+    real_kill = os.kill
+
+    def kill(pid: int, sig: int) -> None:
+        if pid == foreign:  # a live process of another user: signalling it is not permitted
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_kill(pid, sig)
+
+    monkeypatch.setattr(checkpoint.os, "kill", kill)
+    stale = [f".last.pt.tmp-{dead}-0a1b2c3d", f".epoch_003.pt.tmp-{dead}-ffff0000"]
+    kept = [
+        "last.pt",
+        "notes.txt",
+        f".last.pt.tmp-{os.getpid()}-12345678",  # this process may be writing it right now
+        f".last.pt.tmp-{os.getppid()}-87654321",  # alive
+        f".last.pt.tmp-{foreign}-deadbeef",  # PermissionError: alive
+        ".last.pt.tmp-notapid-00000000",
+        f"last.pt.tmp-{dead}-0a1b2c3d",  # no leading dot: not a save_checkpoint temp name
+    ]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    (tmp_path / f".dir.pt.tmp-{dead}-0a1b2c3d").mkdir()  # folders are never removed
+    prepare_checkpoint_dir(tmp_path)
+    assert sorted(os.listdir(tmp_path)) == sorted([*kept, f".dir.pt.tmp-{dead}-0a1b2c3d"])
+
+
+def test_save_checkpoint_temp_names_match_what_prepare_checkpoint_dir_cleans(tmp_path, monkeypatch) -> None:
+    names = []
+
+    def crashing_save(obj, f, *args, **kwargs):
+        names.append(os.path.basename(f.name))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "last.pt", {"epoch": 0}, {})
+    assert checkpoint._TEMP_NAME.fullmatch(names[0]) and f"-{os.getpid()}-" in names[0]
 
 
 class _Exploit:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import signal
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 from course_utils import training
-from course_utils.checkpoint import CheckpointMismatchError, load_checkpoint
+from course_utils.checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint
 from course_utils.data.imageset import to_model_range
 from course_utils.device import set_deterministic
 from course_utils.losses import g_loss_saturating
@@ -208,6 +210,55 @@ def test_float_data_matches_uint8_data_and_tuples_pass_through(data) -> None:
     assert batch_labels.dtype == torch.int64 and batch_labels.shape == (12,)
 
 
+def test_float64_images_are_converted_to_float32_with_a_warning(data) -> None:
+    config = TrainConfig(num_epochs=1, batch_size=12, latent_dim=LATENT_DIM, num_samples=2)
+    from_float32 = train_gan(*make_models(), to_model_range(data), config, progress=False)
+    seen = []
+
+    class Recorder(DCGANSteps):
+        def d_step(self, batch):
+            seen.append(batch.dtype)
+            return super().d_step(batch)
+
+    with pytest.warns(UserWarning, match=r"float64.*converted them to float32") as caught:
+        from_float64 = train_gan(*make_models(), to_model_range(data).double(), config, steps=Recorder(),
+                                 progress=False)
+    assert len([w for w in caught if "float64" in str(w.message)]) == 1
+    assert set(seen) == {torch.float32}
+    assert_same_run(from_float64, from_float32)  # [-1, 1] float32 values survive the float64 round trip exactly
+
+
+def test_data_fingerprint_is_deterministic_and_sees_the_pixels(data) -> None:
+    fingerprint = training._data_fingerprint
+    labels = torch.arange(48) % 2
+    assert fingerprint((data,)) == fingerprint((data.clone(),))
+    assert re.fullmatch(r"[0-9a-f]{16}", fingerprint((data,)))
+    changed = data.clone()
+    changed[0, 0, 0, 0] ^= 1  # one bit of the first image (row 0 is always sampled)
+    assert fingerprint((changed,)) != fingerprint((data,))
+    assert fingerprint((data, labels)) != fingerprint((data, 1 - labels))  # labels count too
+    floats = to_model_range(data)
+    assert fingerprint((floats,)) != fingerprint((floats.half(),)) != fingerprint((floats.bfloat16(),))
+    assert fingerprint((floats.bfloat16(),)) == fingerprint((floats.bfloat16().clone(),))  # bf16 works
+    assert fingerprint((data,)) != fingerprint((data.reshape(48, 1, 14, 56),))  # the shape counts
+    many = torch.randint(0, 256, (1000, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    assert fingerprint((many,)) == fingerprint((many.clone(),))
+
+
+def test_data_fingerprint_is_computed_once_per_run(data, monkeypatch) -> None:
+    calls = []
+    original = training._data_fingerprint
+
+    def counting(tensors):
+        calls.append(len(tensors))
+        return original(tensors)
+
+    monkeypatch.setattr(training, "_data_fingerprint", counting)
+    config = TrainConfig(num_epochs=2, batch_size=12, latent_dim=LATENT_DIM, num_samples=2, log_every=2)
+    train_gan(*make_models(), data, config, progress=False)
+    assert calls == [1]
+
+
 def test_data_errors(data) -> None:
     config = TrainConfig(num_epochs=1, batch_size=12, latent_dim=LATENT_DIM, num_samples=2)
     with pytest.raises(ValueError, match=r"must lie in \[-1, 1\]"):
@@ -319,6 +370,112 @@ def test_resume_refuses_changed_settings(data, tmp_path) -> None:
         train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, resume=False, progress=False)
 
 
+def test_resume_refuses_different_data_of_the_same_shape(data, tmp_path) -> None:
+    config = dataclass_replace(CONFIG, num_epochs=1)
+    train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, progress=False)
+    other = torch.randint(0, 256, data.shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(CheckpointMismatchError, match="data.fingerprint") as caught:
+        train_gan(*make_models(), other, dataclass_replace(config, num_epochs=2), checkpoint_dir=tmp_path,
+                  progress=False)
+    assert [key for key, _, _ in caught.value.differences] == ["data.fingerprint"]
+    labels = torch.arange(48) % 2
+    with pytest.raises(CheckpointMismatchError, match="data.fingerprint"):  # added labels: a different run
+        train_gan(*make_models(), (data, labels), dataclass_replace(config, num_epochs=2), checkpoint_dir=tmp_path,
+                  progress=False)
+    resumed = train_gan(*make_models(), data.clone(), dataclass_replace(config, num_epochs=2),
+                        checkpoint_dir=tmp_path, progress=False)  # the same pixels in another tensor resume
+    assert resumed.epochs_completed == 2
+
+
+def test_resume_refuses_a_different_amp_mode(data, tmp_path) -> None:
+    config = dataclass_replace(CONFIG, num_epochs=1, amp="auto")
+    train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, progress=False)
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["amp"] == "auto"  # the mode, not the resolved dtype
+    with pytest.raises(CheckpointMismatchError, match="amp: stored 'auto', expected 'off'"):
+        train_gan(*make_models(), data, dataclass_replace(config, num_epochs=2, amp="off"), checkpoint_dir=tmp_path,
+                  progress=False)
+
+
+def test_fewer_epochs_than_the_checkpoint_warns_and_trains_nothing(data, tmp_path, capsys) -> None:
+    train_gan(*make_models(), data, dataclass_replace(CONFIG, num_epochs=2), checkpoint_dir=tmp_path, progress=False)
+    digest = file_digest(tmp_path / "last.pt")
+    for progress in (False, True):
+        with pytest.warns(UserWarning, match="already has 2 epochs, more than num_epochs=1") as caught:
+            done = train_gan(*make_models(seed=5), data, dataclass_replace(CONFIG, num_epochs=1),
+                             checkpoint_dir=tmp_path, progress=progress)
+        message = str(caught[0].message)
+        assert "nothing was trained" in message and "after epoch 2" in message
+        assert "resume=False" in message and "checkpoint_dir" in message
+        assert done.epochs_completed == 2 and done.timing["images"] == 0
+        assert len(done.history["loss_d"]) == 2
+    printed = capsys.readouterr().out
+    assert "Resumed from" in printed
+    assert not [m for m in re.findall(r"(\d+)/(\d+)", printed) if int(m[0]) > int(m[1])], printed  # no "epoch 2/1"
+    assert file_digest(tmp_path / "last.pt") == digest  # the checkpoint is left as it was
+
+
+def test_fewer_epochs_than_a_mid_epoch_checkpoint_warns(data, tmp_path) -> None:
+    with pytest.raises(TrainingInterrupted):  # saved at epoch 2, after step 2
+        train_gan(*make_models(), data, CONFIG, steps=InterruptAt(at=6), checkpoint_dir=tmp_path, progress=False)
+    with pytest.warns(UserWarning, match=r"already has 1 epoch and 2/4 steps of epoch 2, more than num_epochs=1"):
+        done = train_gan(*make_models(), data, dataclass_replace(CONFIG, num_epochs=1), steps=InterruptAt(at=None),
+                         checkpoint_dir=tmp_path, progress=False)
+    assert len(done.step_history["loss_d"]) == 6
+
+
+def test_equal_epochs_resume_says_nothing_to_train_without_warning(data, tmp_path, capsys) -> None:
+    config = dataclass_replace(CONFIG, num_epochs=1)
+    train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, progress=True)
+    printed = capsys.readouterr().out
+    assert "after epoch 1/1" in printed and "Nothing to train" in printed
+
+
+# ----------------------------------------------------------------------------- checkpoint folder
+
+
+class CountSteps(DCGANSteps):
+    """DCGANSteps that counts its d-steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.d_calls = 0
+
+    def d_step(self, batch):
+        self.d_calls += 1
+        return super().d_step(batch)
+
+
+def test_unusable_checkpoint_dir_fails_before_training(data, tmp_path) -> None:
+    blocker = tmp_path / "checkpoints"
+    blocker.write_text("a file where the folder should be")
+    for folder in (blocker, blocker / "run"):
+        steps = CountSteps()
+        with pytest.raises(CheckpointError, match=f"{re.escape(str(blocker))} is a file") as caught:
+            train_gan(*make_models(), data, CONFIG, steps=steps, checkpoint_dir=folder, progress=False)
+        assert steps.d_calls == 0, "the folder must be checked before the first training step"
+        assert "COURSE_CHECKPOINT_DIR" in str(caught.value)
+
+
+def test_checkpoint_dir_is_prepared_before_training(data, tmp_path) -> None:
+    stale = tmp_path / "run" / f".last.pt.tmp-{2**22 + 12345}-0a1b2c3d"  # above Linux's largest pid: dead
+    stale.parent.mkdir()
+    stale.write_bytes(b"half a checkpoint from a killed run")
+    steps = CountSteps()
+    original = steps.d_step
+
+    def check_first(batch):
+        assert (tmp_path / "run").is_dir() and not stale.exists()
+        return original(batch)
+
+    steps.d_step = check_first
+    train_gan(*make_models(), data, dataclass_replace(CONFIG, num_epochs=1), steps=steps,
+              checkpoint_dir=tmp_path / "run", progress=False)
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt"]
+
+
 # ----------------------------------------------------------------------------- NaN guard
 
 
@@ -362,6 +519,34 @@ def test_nan_weights_are_never_checkpointed(data, tmp_path) -> None:
     assert "after epoch 1/4" in str(caught.value)
     assert file_digest(tmp_path / "last.pt") == steps.digest
     assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
+
+
+class HugeLoss(DCGANSteps):
+    """DCGANSteps whose logged `loss_d` is finite but huge from step `at` on (training itself is unchanged)."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def d_step(self, batch):
+        logs = super().d_step(batch)
+        self.calls += 1
+        if self.calls >= self.at:
+            logs["loss_d"] = logs["loss_d"] + 5e4
+        return logs
+
+
+def test_huge_finite_loss_warns_once_and_training_goes_on(data) -> None:
+    config = dataclass_replace(CONFIG, num_epochs=2)  # 8 steps, synced after steps 3, 4, 7, 8
+    with pytest.warns(UserWarning, match="loss_d") as caught:
+        result = train_gan(*make_models(), data, config, steps=HugeLoss(at=2), progress=False)
+    huge = [str(w.message) for w in caught if "loss_d" in str(w.message)]
+    assert len(huge) == 1, huge  # once per run, not at every sync
+    message = huge[0]
+    assert "epoch 1/2, step 2/4" in message and "5e+04" in message
+    assert "learning rates" in message and "amp='off'" in message and "stable" in message
+    assert result.epochs_completed == 2 and len(result.step_history["loss_d"]) == 8
+    assert result.step_history["loss_d"][0] < 1e4 < result.step_history["loss_d"][1]
 
 
 def test_divergence_without_checkpoint_says_so(data) -> None:

@@ -25,16 +25,19 @@ def staged_path(folder: Path, name: str, kind: str) -> Path:
     return Path(folder) / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.{kind}"
 
 
-def _process_alive(pid: int) -> bool:
-    """True if a process with this id exists (it may belong to another user)."""
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id exists here; True when unsure, so that nothing live is ever removed.
+
+    On Windows it always answers True: there `os.kill` would signal or end the process instead of probing it.
+    """
+    if os.name == "nt" or pid <= 0:  # ids <= 0 address process groups, not one process
+        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
-    except OSError:  # pragma: no cover - e.g. Windows without that process
-        return False
+    except (OSError, OverflowError):
+        return True  # PermissionError: it exists but belongs to another user; anything else: unsure
     return True
 
 
@@ -65,7 +68,7 @@ def clean_stale(folder: Path) -> list[str]:
         if match is None:
             continue
         pid = match["pid"]
-        if pid is not None and (int(pid) == os.getpid() or _process_alive(int(pid))):
+        if pid is not None and (int(pid) == os.getpid() or process_alive(int(pid))):
             continue
         target = folder / match["name"]
         try:
