@@ -39,7 +39,7 @@ _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]+)"
 _DISK_FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 _FIX_FOLDER = (
     "Pick another folder (the checkpoint_dir argument), or set the environment variable COURSE_CHECKPOINT_DIR "
-    "to a writable folder (the notebooks' run folders, `course_utils.paths.run_dir`, live under it)."
+    "to a writable folder (the notebooks' run folders, `course_utils.locations.run_dir`, live under it)."
 )
 # Types that torch.load(weights_only=True) rebuilds without running arbitrary code.
 _SAFE_LEAVES: tuple[type, ...] = (

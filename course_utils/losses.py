@@ -182,3 +182,47 @@ class FeatureLoss(torch.nn.Module):
         output_maps = self.network(output)
         losses = [F.mse_loss(o.float(), t.float()) for o, t in zip(output_maps, target_maps, strict=True)]
         return torch.stack(losses).mean()
+
+
+# ----------------------------------------------------------------------------- segmentation (notebook 07)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, include_background: bool = False,
+                   smooth: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over classes (and the batch), from logits `(B, K, H, W)` and labels `(B, H, W)` or `(B, 1, H, W)`.
+
+    Soft Dice uses the softmax probabilities instead of hard labels so it has a gradient; sums run over the
+    whole batch (a class absent from one slice does not make that slice's Dice undefined). `smooth` keeps
+    0 / 0 at 1 for a class absent from both.
+    """
+    if logits.dim() != 4:
+        raise ValueError(f"logits must be (B, K, H, W) class scores; got shape {tuple(logits.shape)}.")
+    target = target[:, 0] if target.dim() == 4 else target  # (B, H, W)
+    if target.shape != (logits.shape[0], *logits.shape[2:]):
+        raise ValueError(
+            f"target must be labels (B, H, W) matching logits {tuple(logits.shape)}; got {tuple(target.shape)}."
+        )
+    num_classes = logits.shape[1]
+    probabilities = logits.float().softmax(dim=1)  # (B, K, H, W)
+    onehot = F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2).float()  # (B, K, H, W)
+    first = 0 if include_background else 1
+    intersection = (probabilities * onehot).sum(dim=(0, 2, 3))[first:]  # (K',)
+    sizes = (probabilities + onehot).sum(dim=(0, 2, 3))[first:]
+    dice = (2 * intersection + smooth) / (sizes + smooth)
+    return 1.0 - dice.mean()
+
+
+def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Soft Dice (foreground classes) + cross-entropy: the supervised segmentation loss of notebook 07."""
+    labels = (target[:, 0] if target.dim() == 4 else target).long()  # (B, H, W)
+    return soft_dice_loss(logits, labels) + F.cross_entropy(logits.float(), labels)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Weights `(num_classes,)` = N / (K * count_k): every class adds the same total to the loss (notebook 04).
+
+    This is scikit-learn's `compute_class_weight('balanced')`. A class with no examples gets weight 0.
+    """
+    counts = torch.bincount(labels.reshape(-1).long().cpu(), minlength=num_classes).double()  # (K,)
+    weights = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights.float()

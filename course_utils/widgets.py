@@ -391,13 +391,10 @@ def _generate(generator: Any, z: Any, device: Any) -> Any:
     """Images in [0, 1] (CPU) from latent vectors `(N, D)`, with the generator in eval mode (restored after)."""
     import torch
 
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.no_grad():
-            images = generator(z.to(device))  # (N, C, H, W) in [-1, 1]
-    finally:
-        generator.train(was_training)
+    from course_utils.inference import eval_mode
+
+    with eval_mode(generator), torch.no_grad():
+        images = generator(z.to(device))  # (N, C, H, W) in [-1, 1]
     return images.float().add(1.0).div(2.0).clamp(0.0, 1.0).cpu()
 
 

@@ -39,7 +39,7 @@ def empty_data(tmp_path, monkeypatch) -> Path:
     root.mkdir()
     monkeypatch.setenv("COURSE_DATA_DIR", str(root))
     monkeypatch.setenv("COURSE_OFFLINE", "1")
-    from course_utils.data import locations
+    from course_utils import locations
 
     monkeypatch.setattr(locations, "repository_root", lambda: None)
     monkeypatch.chdir(tmp_path)

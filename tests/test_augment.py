@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.augment import (
+from course_utils.augmentation.diffaugment import (
     FILL_VALUE,
     POLICIES,
     DiffAugment,

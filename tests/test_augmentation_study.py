@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import course_utils.augmentation_study as study
+import course_utils.protocols.augmentation_study as study
+from course_utils.inference import generate_conditional
 from course_utils.metrics.classification import Fold, LeakageError, stratified_folds
-from course_utils.models.conditional import generate
 from course_utils.training import TrainConfig
 
 
@@ -76,7 +76,7 @@ def _one_fold(seed: int, regimes: tuple[str, ...] = ("real + classic aug", "real
     config = TrainConfig(num_epochs=1, batch_size=8, latent_dim=8, seed=seed, snapshot_every=0, checkpoint_every=0)
     gan = study.train_fold_gan(images, labels, fold, num_classes=2, config=config, base_width=8, progress=False)
     fake_labels = study.synthetic_labels(labels[torch.from_numpy(fold.train_indices)], 20, 2, seed=seed)
-    fakes = generate(gan.generator, fake_labels, seed=seed)
+    fakes = generate_conditional(gan.generator, fake_labels, seed=seed)
     metrics = study.run_regimes(fold, images, labels, fakes, fake_labels, num_classes=2, positive_class=1,
                                 synthetic_ratio=1.0, steps=2, batch_size=4, stem="pooled", seed=seed, regimes=regimes)
     return fakes, metrics

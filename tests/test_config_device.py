@@ -128,7 +128,7 @@ def test_exercise_check(capsys):
 
 
 def test_run_dir_honours_env_and_rejects_paths(tmp_path, monkeypatch):
-    from course_utils import paths
+    from course_utils import locations as paths
 
     monkeypatch.setenv(paths.CHECKPOINT_ENV, str(tmp_path / "ck"))
     assert paths.run_dir("02_dcgan_cpu") == tmp_path / "ck" / "02_dcgan_cpu"

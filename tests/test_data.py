@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_utils import locations
 from course_utils.data import (
     CorruptDataError,
     DatasetNotFoundError,
@@ -21,7 +22,6 @@ from course_utils.data import (
     hippocampus,
     load_classification_data,
     load_medmnist,
-    locations,
     medmnist_data,
     mni152_slices,
 )

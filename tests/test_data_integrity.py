@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from course_utils import locations
 from course_utils.data import (
     CorruptDataError,
     DatasetNotFoundError,
     UnreadableDataError,
     hippocampus,
     load_classification_data,
-    locations,
     medmnist_data,
     staging,
 )

@@ -11,9 +11,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-from course_utils.metrics.features import DomainClassifier
 from course_utils.metrics.image_quality import feature_distance, gradient_ratio, psnr, ssim, summarise
-from course_utils.models.feature_nets import DomainFeatureMaps
+from course_utils.models.domain_classifier import DomainClassifier
+from course_utils.models.perceptual import DomainFeatureMaps
 
 
 def _pair(seed=0, shape=(4, 1, 40, 48), noise=0.08):

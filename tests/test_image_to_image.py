@@ -10,17 +10,19 @@ from course_utils.data.paired import (
     mni152_clean_splits,
     noisy_pairs,
     random_crops,
-    split_report,
     sr_pairs,
 )
-from course_utils.image_to_image import PairedSteps, predict_images, train_pixel_model
+from course_utils.data.splits import split_report
+from course_utils.inference import predict_images
 from course_utils.losses import FeatureLoss, pixel_loss
-from course_utils.metrics.features import DomainClassifier
 from course_utils.models.critics import PatchGANCritic
-from course_utils.models.feature_nets import DomainFeatureMaps
+from course_utils.models.domain_classifier import DomainClassifier
+from course_utils.models.perceptual import DomainFeatureMaps
 from course_utils.models.srgan import SRGANDiscriminator, SRResNetGenerator
 from course_utils.models.unet import UNet
 from course_utils.training import TrainConfig, train_gan
+from course_utils.training.steps import PairedSteps
+from course_utils.training.supervised import train_pixel_model
 
 
 @pytest.fixture(autouse=True, scope="module")

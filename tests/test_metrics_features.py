@@ -11,15 +11,15 @@ import torch
 
 from course_utils.metrics import features
 from course_utils.metrics.features import (
-    DomainClassifier,
     InceptionWeightsUnavailableError,
     classifier_accuracy,
     extract_features,
     inception_fid,
-    load_or_train_domain_classifier,
     predict_labels,
-    train_domain_classifier,
 )
+from course_utils.models.domain_classifier import DomainClassifier
+from course_utils.protocols.domain_classifier import load_or_train_domain_classifier
+from course_utils.training.supervised import train_domain_classifier
 
 OFFLINE_PHRASE = "ImageNet Inception weights are not available offline"
 

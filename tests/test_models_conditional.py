@@ -8,27 +8,20 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from sklearn.utils.class_weight import compute_class_weight
 
-from course_utils.data.augmentation import (
+from course_utils.augmentation.classic import (
     ClassicAugment,
     affine_matrices,
     random_flip,
     random_intensity,
     warp,
 )
-from course_utils.models.classifier import (
-    build_resnet18,
-    class_weights,
-    predict_probabilities,
-    train_classifier,
-)
-from course_utils.models.conditional import (
-    ConditionalGANSteps,
-    ConditionalGenerator,
-    ProjectionDiscriminator,
-    generate,
-    snapshot_labels,
-)
+from course_utils.inference import generate_conditional, predict_probabilities
+from course_utils.losses import class_weights
+from course_utils.models.classifier import build_resnet18
+from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator, snapshot_labels
 from course_utils.training import TrainConfig, train_gan
+from course_utils.training.steps import ConditionalGANSteps
+from course_utils.training.supervised import train_classifier
 
 
 @pytest.mark.parametrize("size", [28, 32, 64])
@@ -101,11 +94,11 @@ def test_steps_train_with_the_course_loop_and_snapshots_cycle_classes(tmp_path):
 def test_generate_is_seeded_and_returns_uint8():
     generator = ConditionalGenerator(16, 2, 28, 1, 8)
     labels = torch.tensor([0, 1, 1, 0, 1])
-    a, b = generate(generator, labels, seed=3), generate(generator, labels, seed=3)
-    c = generate(generator, labels, seed=4)
+    a, b = generate_conditional(generator, labels, seed=3), generate_conditional(generator, labels, seed=3)
+    c = generate_conditional(generator, labels, seed=4)
     assert a.dtype == torch.uint8 and a.shape == (5, 1, 28, 28)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(generate(generator, labels, seed=3, batch_size=2), a)  # batching does not change the images
+    assert torch.equal(generate_conditional(generator, labels, seed=3, batch_size=2), a)  # batching does not change the images
     assert generator.training  # left as it was
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.models.feature_nets import (
+from course_utils.models.perceptual import (
     DomainFeatureMaps,
     FeatureWeightsUnavailableError,
     load_vgg_features,
@@ -44,7 +44,7 @@ def test_srgan_errors_are_explained():
 
 
 def test_domain_feature_maps_follow_the_classifier():
-    from course_utils.metrics.features import DomainClassifier
+    from course_utils.models.domain_classifier import DomainClassifier
 
     classifier = DomainClassifier(channels=1, num_classes=2, width=4, feature_dim=8).eval()
     x = torch.rand(2, 1, 32, 32)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from course_utils import paths
-from course_utils.data import locations
+from course_utils import locations
 
 
 def _fake_repo(tmp_path, monkeypatch):
@@ -15,33 +14,33 @@ def _fake_repo(tmp_path, monkeypatch):
 
 def test_relative_checkpoint_dir_resolves_against_the_repository(tmp_path, monkeypatch):
     repo = _fake_repo(tmp_path, monkeypatch)
-    monkeypatch.setenv(paths.CHECKPOINT_ENV, "runs/ck")
+    monkeypatch.setenv(locations.CHECKPOINT_ENV, "runs/ck")
     monkeypatch.chdir(repo / "notebooks")  # where the notebook kernels start
-    assert paths.checkpoint_root() == repo / "runs" / "ck"
+    assert locations.checkpoint_root() == repo / "runs" / "ck"
     monkeypatch.chdir(repo)  # where the CLI runs
-    assert paths.checkpoint_root() == repo / "runs" / "ck"
+    assert locations.checkpoint_root() == repo / "runs" / "ck"
     assert (repo / "runs" / "ck").is_dir()
     assert not (repo / "notebooks" / "runs").exists()
 
 
 def test_relative_checkpoint_dir_without_a_repository_uses_the_current_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(locations, "repository_root", lambda: None)
-    monkeypatch.setenv(paths.CHECKPOINT_ENV, "ck")
+    monkeypatch.setenv(locations.CHECKPOINT_ENV, "ck")
     monkeypatch.chdir(tmp_path)
-    assert paths.checkpoint_root() == tmp_path.resolve() / "ck"
+    assert locations.checkpoint_root() == tmp_path.resolve() / "ck"
 
 
 def test_checkpoint_dir_expands_home_and_keeps_absolute_paths(tmp_path, monkeypatch):
     _fake_repo(tmp_path, monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(paths.CHECKPOINT_ENV, "~/ck")
-    assert paths.checkpoint_root() == (tmp_path / "home" / "ck").resolve()
-    monkeypatch.setenv(paths.CHECKPOINT_ENV, str(tmp_path / "abs"))
-    assert paths.checkpoint_root() == (tmp_path / "abs").resolve()
+    monkeypatch.setenv(locations.CHECKPOINT_ENV, "~/ck")
+    assert locations.checkpoint_root() == (tmp_path / "home" / "ck").resolve()
+    monkeypatch.setenv(locations.CHECKPOINT_ENV, str(tmp_path / "abs"))
+    assert locations.checkpoint_root() == (tmp_path / "abs").resolve()
 
 
 def test_unset_checkpoint_dir_is_checkpoints_in_the_repository(tmp_path, monkeypatch):
     repo = _fake_repo(tmp_path, monkeypatch)
-    monkeypatch.delenv(paths.CHECKPOINT_ENV, raising=False)
+    monkeypatch.delenv(locations.CHECKPOINT_ENV, raising=False)
     monkeypatch.chdir(repo / "notebooks")
-    assert paths.checkpoint_root() == repo / "checkpoints"
+    assert locations.checkpoint_root() == repo / "checkpoints"

@@ -10,18 +10,15 @@ import torch
 from torch import nn
 
 from course_utils.data.slicing import pad_to_square, rotate_up
+from course_utils.data.splits import split_cases
+from course_utils.inference import predict_volume
+from course_utils.losses import dice_ce_loss, soft_dice_loss
 from course_utils.metrics.segmentation import dice_per_class
 from course_utils.models.critics import PatchGANCritic
 from course_utils.models.unet import UNet
-from course_utils.segmentation import (
-    SegmentationSteps,
-    dice_ce_loss,
-    load_segmentation_task,
-    predict_volume,
-    soft_dice_loss,
-    split_cases,
-)
+from course_utils.protocols.segmentation_task import load_segmentation_task
 from course_utils.training import TrainConfig, train_gan
+from course_utils.training.steps import SegmentationSteps
 
 
 def test_soft_dice_loss_matches_hand_computation():

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import training
 from course_utils.checkpoint import CheckpointError, CheckpointMismatchError, load_checkpoint
 from course_utils.data.imageset import to_model_range
 from course_utils.device import set_deterministic
@@ -29,6 +28,7 @@ from course_utils.training import (
     resolve_amp,
     train_gan,
 )
+from course_utils.training import loop as training
 
 LATENT_DIM = 8
 # 48 images, batch 12: 4 steps per epoch; logs synced every 3 steps, so syncs fall inside and at the end of epochs
@@ -587,3 +587,35 @@ def test_generator_learns_two_patterns() -> None:
     assert float(after.median()) < 0.5 * float(before.median())  # 1 CPU thread: 0.41 (round-off differs)
     nearest = torch.cdist(result.snapshots[150].float().flatten(1), patterns.float().flatten(1)).argmin(dim=1)
     assert nearest.bincount(minlength=2).min() >= 4  # both patterns are produced, no collapse onto one
+
+
+def test_run_one_step_matches_a_hand_written_dcgan_step():
+    """The notebooks check their written-out steps against `run_one_step`; it must be train_gan's first step."""
+    import copy
+
+    from course_utils.losses import d_loss_minimax, g_loss_non_saturating
+    from course_utils.training.loop import run_one_step
+
+    torch.manual_seed(0)
+    generator, discriminator = DCGANGenerator(16, image_size=28, base_width=8), DCGANDiscriminator(image_size=28, base_width=8)
+    real = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8)
+    config = TrainConfig(num_epochs=1, batch_size=8, latent_dim=16, seed=3)
+    g_pkg, d_pkg = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    logs = run_one_step(g_pkg, d_pkg, real, config, DCGANSteps())
+    g_hand, d_hand = copy.deepcopy(generator).train(), copy.deepcopy(discriminator).train()
+    opt_g = torch.optim.Adam(g_hand.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(d_hand.parameters(), lr=config.lr_d, betas=config.betas)
+    z = torch.randn(8, 16, generator=torch.Generator().manual_seed(config.seed))
+    fake = g_hand(z)
+    loss_d = d_loss_minimax(d_hand(real.float() / 127.5 - 1), d_hand(fake.detach()))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = g_loss_non_saturating(d_hand(fake))
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    assert logs["loss_d"] == pytest.approx(loss_d.item(), rel=1e-6)
+    assert logs["loss_g"] == pytest.approx(loss_g.item(), rel=1e-6)
+    for a, b in zip([*g_pkg.parameters(), *d_pkg.parameters()], [*g_hand.parameters(), *d_hand.parameters()], strict=True):
+        torch.testing.assert_close(a, b)

@@ -20,8 +20,8 @@ from course_utils.data import hippocampus, medmnist_data
 from course_utils.data.catalogue import COURSE_MEDMNIST
 from course_utils.data.download import md5sum
 from course_utils.data.errors import CorruptDataError, DataError, UnknownDatasetError, UnreadableDataError
-from course_utils.data.locations import MEDMNIST_SUBDIR, download_root
 from course_utils.data.staging import clean_stale, replace_folder, staged_path
+from course_utils.locations import MEDMNIST_SUBDIR, download_root
 
 MANIFEST_NAME = "COURSE_BUNDLE.json"
 FRESH_COPY = "Ask for a fresh copy of the bundle, or make one with `python -m course_utils.data bundle FILE.zip`."

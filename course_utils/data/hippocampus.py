@@ -28,9 +28,9 @@ from course_utils.data.errors import (
     describe_os_error,
 )
 from course_utils.data.imageset import ImageSet
-from course_utils.data.locations import data_roots, download_root, network_allowed, offline_hint
 from course_utils.data.slicing import pad_to_square, resize_images, resize_masks, rotate_up, scale_to_uint8
 from course_utils.data.staging import clean_stale, replace_folder, staged_path
+from course_utils.locations import data_roots, download_root, network_allowed, offline_hint
 
 FOLDER = "Task04_Hippocampus"
 ARCHIVE_URL = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar"

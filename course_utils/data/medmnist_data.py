@@ -21,7 +21,7 @@ from course_utils.data.errors import (
     describe_os_error,
 )
 from course_utils.data.imageset import ImageSet
-from course_utils.data.locations import (
+from course_utils.locations import (
     MEDMNIST_SUBDIR,
     download_root,
     medmnist_dirs,

@@ -14,6 +14,7 @@ import torch
 from course_utils.data.errors import UnknownDatasetError
 from course_utils.data.imageset import ImageSet
 from course_utils.data.slicing import pad_to_square, resize_images, resize_masks, rotate_up, scale_to_uint8
+from course_utils.data.splits import gapped_slice_splits
 
 MNI152_LICENCE = "MNI ICBM152 2009 template: free use with attribution (Fonov et al. 2009/2011), shipped by nilearn"
 TISSUE_NAMES: tuple[str, ...] = ("background / CSF", "grey matter", "white matter")
@@ -23,8 +24,6 @@ LEVEL_NAMES = {
     1: ("posterior", "central", "anterior"),
     2: ("inferior", "middle", "superior"),
 }
-SPLIT_PATTERN: tuple[str, ...] = ("train", "train", "train", "val", "test")
-BLOCK = 8  # consecutive slices per split block; the last slice of each block is dropped as a gap
 
 
 @lru_cache(maxsize=1)
@@ -45,13 +44,6 @@ def load_mni152_volumes() -> dict[str, np.ndarray]:
 def _level_labels(count: int, n_levels: int) -> np.ndarray:
     """Label consecutive slices 0..n_levels-1 in equal parts along the axis."""
     return np.minimum((np.arange(count) * n_levels) // count, n_levels - 1)
-
-
-def _split_of_slices(count: int) -> np.ndarray:
-    """Split name per slice: blocks of consecutive slices cycle train/train/train/val/test, with gaps."""
-    names = np.array([SPLIT_PATTERN[(i // BLOCK) % len(SPLIT_PATTERN)] for i in range(count)], dtype=object)
-    names[BLOCK - 1 :: BLOCK] = "gap"
-    return names
 
 
 def mni152_slices(
@@ -83,7 +75,7 @@ def mni152_slices(
     labels = torch.from_numpy(_level_labels(len(keep), n_levels).astype(np.int64))
     names = LEVEL_NAMES[axis] if n_levels == 3 else tuple(f"level {k + 1}" for k in range(n_levels))
     if split != "all":
-        chosen = torch.from_numpy(_split_of_slices(len(keep)) == split)
+        chosen = torch.from_numpy(gapped_slice_splits(len(keep)) == split)
         images, masks, labels = images[chosen], masks[chosen], labels[chosen]
         keep = keep[chosen.numpy()]
     return ImageSet(

@@ -21,6 +21,7 @@ import torch
 
 from course_utils.data.degradations import degrade, downsample
 from course_utils.data.errors import UnknownDatasetError
+from course_utils.data.splits import gapped_slice_splits, split_cases, split_report
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -40,26 +41,12 @@ class CleanSplits:
         return {split: int(images.shape[0]) for split, images in self.images.items()}
 
 
-def split_report(groups: dict[str, torch.Tensor], kind: str = "slice") -> dict[str, int]:
-    """Overlaps and neighbour pairs between splits: {'shared': n, 'neighbours': m} (both must be 0)."""
-    shared, neighbours = 0, 0
-    names = list(groups)
-    for i, first in enumerate(names):
-        a = set(groups[first].tolist())
-        for second in names[i + 1:]:
-            b = set(groups[second].tolist())
-            shared += len(a & b)
-            if kind == "slice":
-                neighbours += sum(1 for index in a if index - 1 in b or index + 1 in b)
-    return {"shared": shared, "neighbours": neighbours}
-
-
 def mni152_clean_splits(size: int = 128, axis: int = 2) -> CleanSplits:
     """MNI152 T1 slices in train / val / test by gapped slice blocks, float `(N, 1, size, size)` in [0, 1]."""
-    from course_utils.data.mni152 import AXIS_NAMES, _split_of_slices, mni152_slices
+    from course_utils.data.mni152 import AXIS_NAMES, mni152_slices
 
     data = mni152_slices(size=size, axis=axis, split="all")  # cut once, then split like mni152_slices(split=...)
-    names = _split_of_slices(len(data))  # blocks of 8 slices: train, train, train, val, test; 1 slice gap each
+    names = gapped_slice_splits(len(data))  # blocks of 8 slices: train, train, train, val, test; 1 slice gap each
     images, groups = {}, {}
     for split in SPLITS:
         chosen = torch.from_numpy(names == split)
@@ -75,7 +62,6 @@ def hippocampus_clean_splits(folder, cases: list[str], size: int = 64, axis: int
                              fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> CleanSplits:
     """MSD hippocampus slices split by subject (no subject in two splits), float `(N, 1, size, size)` in [0, 1]."""
     from course_utils.data.hippocampus import hippocampus_slices
-    from course_utils.segmentation import split_cases
 
     if len(cases) < 3:
         raise UnknownDatasetError(f"Need at least 3 hippocampus subjects for a split by subject; got {len(cases)}.")

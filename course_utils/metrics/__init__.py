@@ -1,4 +1,5 @@
-"""Metrics for the course: distribution metrics for generated sets, the memorisation audit, feature spaces.
+"""Metrics: they only measure. Distribution metrics for generated sets, the memorisation audit, feature spaces,
+classification and segmentation scores.
 
 Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)` in [0, 1] here
 (the feature extractors also take uint8).
@@ -24,15 +25,11 @@ from course_utils.metrics.distribution import (
     precision_recall,
 )
 from course_utils.metrics.features import (
-    DomainClassifier,
-    DomainClassifierRun,
     InceptionWeightsUnavailableError,
     classifier_accuracy,
     extract_features,
     inception_fid,
-    load_or_train_domain_classifier,
     predict_labels,
-    train_domain_classifier,
 )
 from course_utils.metrics.memorisation import memorisation_audit, nearest_neighbour_distances
 from course_utils.metrics.segmentation import case_scores, dice_per_class, iou_per_class, summarise_scores
@@ -44,8 +41,6 @@ __all__ = [
     "paired_fold_test",
     "stratified_folds",
     "summarise_folds",
-    "DomainClassifier",
-    "DomainClassifierRun",
     "InceptionWeightsUnavailableError",
     "class_balance",
     "case_scores",
@@ -60,12 +55,10 @@ __all__ = [
     "iou_per_class",
     "knn_radii",
     "ks_intensity_test",
-    "load_or_train_domain_classifier",
     "memorisation_audit",
     "nearest_neighbour_distances",
     "normalised_class_entropy",
     "precision_recall",
     "predict_labels",
     "summarise_scores",
-    "train_domain_classifier",
 ]

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.inference import eval_mode
+
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 SSIM_SIGMA, SSIM_WINDOW = 1.5, 11
 
@@ -94,18 +96,14 @@ def feature_distance(network: nn.Module, output: torch.Tensor, target: torch.Ten
     """LPIPS-style distance per image `(B,)` in `network`'s feature maps, for images in [0, 1] (0 = identical)."""
     output, target = _check_pair(output, target)
     device = next(network.parameters()).device
-    was_training = network.training
-    network.eval()
     distances = []
-    try:
+    with eval_mode(network):
         for start in range(0, output.shape[0], batch_size):
             a = output[start:start + batch_size].float().to(device) * 2 - 1  # networks take [-1, 1]
             b = target[start:start + batch_size].float().to(device) * 2 - 1
             per_layer = [(_unit_channels(fa) - _unit_channels(fb)).square().sum(dim=1).flatten(1).mean(dim=1)
                          for fa, fb in zip(network(a), network(b), strict=True)]  # each (b,)
             distances.append(torch.stack(per_layer).mean(dim=0).double().cpu())
-    finally:
-        network.train(was_training)
     return torch.cat(distances)
 
 

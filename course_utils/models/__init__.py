@@ -1,16 +1,19 @@
-"""Network architectures for the course's GANs (one module per architecture).
+"""Network architectures only (one module per architecture); how they are trained lives in `course_utils.training`.
 
 `dcgan` (notebook 02): `DCGANGenerator`, `DCGANDiscriminator`, `init_dcgan_weights`.
+`domain_classifier` (notebook 03): `DomainClassifier`, the feature network of the GAN metrics.
+`conditional` (notebook 04): `ConditionalGenerator`, `ProjectionDiscriminator`.
+`classifier` (notebook 04): `build_resnet18` (MedMNIST's 28 px ResNet-18).
+`srgan` (notebook 05): `SRResNetGenerator`, `SRGANDiscriminator`; `perceptual`: VGG and domain feature maps.
+`unet`, `critics` (notebooks 06, 07): `UNet`, `PatchGANCritic`.
 `dcgan3d` (notebook 08): `DCGANGenerator3D`, `DCGANDiscriminator3D` for MedMNIST 3-D volumes.
-`conditional` (notebook 04): `ConditionalGenerator`, `ProjectionDiscriminator`, `ConditionalGANSteps`.
-`classifier` (notebook 04): `build_resnet18` (MedMNIST's 28 px ResNet-18) and `train_classifier`.
 """
 
-from course_utils.models.conditional import ConditionalGANSteps, ConditionalGenerator, ProjectionDiscriminator
+from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from course_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 from course_utils.models.dcgan3d import DCGANDiscriminator3D, DCGANGenerator3D
 
 __all__ = [
-    "ConditionalGANSteps", "ConditionalGenerator", "DCGANDiscriminator", "DCGANDiscriminator3D", "DCGANGenerator",
+    "ConditionalGenerator", "DCGANDiscriminator", "DCGANDiscriminator3D", "DCGANGenerator",
     "DCGANGenerator3D", "ProjectionDiscriminator", "init_dcgan_weights",
 ]

@@ -23,11 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from course_utils.data.augmentation import ClassicAugment
+from course_utils.augmentation.classic import ClassicAugment
+from course_utils.inference import predict_probabilities
 from course_utils.metrics.classification import Fold, check_fold, classification_metrics
-from course_utils.models.classifier import build_resnet18, predict_probabilities, train_classifier
-from course_utils.models.conditional import ConditionalGANSteps, ConditionalGenerator, ProjectionDiscriminator
+from course_utils.models.classifier import build_resnet18
+from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from course_utils.training import TrainConfig, TrainingResult, train_gan
+from course_utils.training.steps import ConditionalGANSteps
+from course_utils.training.supervised import train_classifier
 
 REGIMES: tuple[str, ...] = ("real only", "real + classic aug", "real + GAN", "GAN only (TSTR)")
 

@@ -1,4 +1,5 @@
-"""Where datasets live: `COURSE_DATA_DIR`, then `data/` in the repository, then medmnist's own folder.
+"""Where things live: datasets (`COURSE_DATA_DIR`, then `data/` in the repository, then medmnist's own folder)
+and run checkpoints (`COURSE_CHECKPOINT_DIR`, else `checkpoints/` in the repository, or in the current folder).
 
 A relative `COURSE_DATA_DIR` (or `COURSE_CHECKPOINT_DIR`) is read against the repository root, not the
 current folder, so the command line (started in the repository) and the notebooks (whose kernels start in
@@ -12,6 +13,7 @@ import warnings
 from pathlib import Path
 
 DATA_DIR_ENV = "COURSE_DATA_DIR"
+CHECKPOINT_ENV = "COURSE_CHECKPOINT_DIR"
 OFFLINE_ENV = "COURSE_OFFLINE"
 MEDMNIST_SUBDIR = "medmnist"
 _TRUE_WORDS = frozenset({"1", "true", "yes", "on", "y", "t"})
@@ -109,3 +111,24 @@ def offline_hint() -> str:
     """How to allow downloads again, for messages shown when `COURSE_OFFLINE` forbids them."""
     return (f"Downloads are off because {OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '')!r}; allow them with "
             f"`unset {OFFLINE_ENV}` (or `{OFFLINE_ENV}=0`), or in a notebook `%env {OFFLINE_ENV}=0`.")
+
+
+def checkpoint_root() -> Path:
+    """The folder that holds every run's checkpoints (created on demand)."""
+    configured = os.environ.get(CHECKPOINT_ENV, "").strip()
+    root = resolve_course_dir(configured) if configured else (repository_root() or Path.cwd()) / "checkpoints"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot create the checkpoint folder {root} ({error.strerror}); set "
+                      f"{CHECKPOINT_ENV} to a folder you can write to", str(root)) from error
+    return root
+
+
+def run_dir(name: str) -> Path:
+    """A named run's folder under the checkpoint root, e.g. `run_dir("02_dcgan_pneumoniamnist28_cpu")`."""
+    if not name or "/" in name or name.startswith("."):
+        raise ValueError(f"Run name {name!r} must be a plain folder name such as '02_dcgan_cpu'.")
+    folder = checkpoint_root() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -13,7 +13,7 @@ Images are float `(B, C, H, W)` in the model range `[-1, 1]`; the output has the
 - `random_intensity`: brightness offset up to `brightness` and contrast factor in `contrast` (around each
   image's mean), then clamped to [-1, 1].
 
-(Notebook 08's `course_utils.augment.DiffAugment` is a different tool: *differentiable* augmentation inside GAN
+(Notebook 08's `course_utils.augmentation.diffaugment.DiffAugment` is a different tool: *differentiable* augmentation inside GAN
 training. This module augments a classifier's training images.)
 """
 

@@ -39,8 +39,6 @@ How one call of `train_gan` runs:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import math
 import signal
@@ -48,7 +46,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,14 +63,14 @@ from course_utils.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from course_utils.data.imageset import ImageSet, to_model_range
-from course_utils.losses import d_loss_minimax, g_loss_non_saturating, gradient_penalty
+from course_utils.data.imageset import ImageSet, to_uint8
+from course_utils.inference import eval_mode
+from course_utils.training.steps import DCGANSteps, GANSteps, StepContext
 
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = 1
 _EPOCH_SEED_STRIDE = 1_000_003  # batch-order seed = seed * stride + epoch (a prime, so runs do not overlap)
-_FIXED_NOISE_OFFSET = 7_919  # the fixed noise comes from seed + offset, apart from the training noise
 _FINGERPRINT_ROWS = 256  # rows of each data tensor hashed into the checkpoint's data fingerprint
 _HUGE_VALUE = 1e4  # a logged value beyond this (in absolute value) is finite but suspicious: warn once
 _IMAGE_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)  # float images kept as they are
@@ -187,251 +185,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.result = result
         self.checkpoint_path = checkpoint_path
         self.saved = saved  # True when a checkpoint was written at the moment of the interrupt
-
-
-# ----------------------------------------------------------------------------- steps
-
-
-@dataclass
-class StepContext:
-    """What `train_gan` hands its `GANSteps`: the networks, optimisers, scalers and settings of the run."""
-
-    generator: Callable[..., torch.Tensor]  # for training: the module, or its torch.compile wrapper
-    discriminator: Callable[..., torch.Tensor]
-    generator_module: nn.Module  # the plain modules (state dicts, sampling, gradient penalty)
-    discriminator_module: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    scaler_g: torch.amp.GradScaler | None  # only with fp16
-    scaler_d: torch.amp.GradScaler | None
-    config: TrainConfig
-    device: torch.device
-    amp_dtype: torch.dtype | None  # None: float32
-    noise_rng: torch.Generator  # on `device`; saved in checkpoints
-    channels_last: bool
-
-
-class GANSteps:
-    """One training step of a GAN, split into `d_step` and `g_step`; subclass it for a new kind of GAN.
-
-    Introduced in notebook 02. `train_gan` calls `bind(context)` once, then per batch `prepare_batch`,
-    `d_step`, `g_step`. Each step returns `{name: 0-d tensor}` to log; do not call `.item()` in a step (that
-    waits for the GPU). Inside a step use `self.generator`, `self.discriminator`, `self.noise(n)`,
-    `self.autocast()`, `self.optimise(loss, 'd' | 'g')` and `self.frozen(module)`. Override `settings` to
-    describe options that a resumed run must share, and `state_dict`/`load_state_dict` for extra state.
-    """
-
-    context: StepContext
-
-    def bind(self, context: StepContext) -> None:
-        """Attach the run's networks, optimisers and settings (called by `train_gan`)."""
-        self.context = context
-        self.generator, self.discriminator = context.generator, context.discriminator
-        self.opt_g, self.opt_d = context.opt_g, context.opt_d
-        self.config, self.device = context.config, context.device
-
-    def settings(self) -> dict[str, Any]:
-        """Options that must match when resuming (stored in the checkpoint's config)."""
-        return {"type": type(self).__name__}
-
-    def make_optimisers(
-        self, generator: nn.Module, discriminator: nn.Module, config: TrainConfig, device: torch.device
-    ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-        """Adam for each network (fused on CUDA: one kernel, and no GPU sync with an fp16 gradient scaler)."""
-        fused = True if device.type == "cuda" else None
-        opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas, fused=fused)
-        opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas, fused=fused)
-        return opt_g, opt_d
-
-    def make_fixed_noise(self, config: TrainConfig, device: torch.device) -> torch.Tensor:
-        """Noise `(num_samples, latent_dim)` for the snapshots, identical on every device for a given seed."""
-        rng = torch.Generator().manual_seed(config.seed + _FIXED_NOISE_OFFSET)
-        return torch.randn(config.num_samples, config.latent_dim, generator=rng).to(device)
-
-    def prepare_batch(self, batch: torch.Tensor | tuple[torch.Tensor, ...]) -> Any:
-        """uint8 images → float [-1, 1] (channels-last on CUDA); for a tuple only the first tensor is images."""
-        if isinstance(batch, tuple):
-            return (self._prepare_images(batch[0]), *batch[1:])
-        return self._prepare_images(batch)
-
-    def _prepare_images(self, images: torch.Tensor) -> torch.Tensor:
-        """One image batch `(B, C, H, W)` as float in [-1, 1] in the run's memory format."""
-        if images.dtype == torch.uint8:
-            images = to_model_range(images)  # (B, C, H, W) float32 in [-1, 1]
-        if self.context.channels_last and images.dim() == 4:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images
-
-    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Update the discriminator on one batch; return the values to log."""
-        raise NotImplementedError(f"{type(self).__name__} must define d_step(batch) -> dict of 0-d tensors.")
-
-    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Update the generator on one batch; return the values to log."""
-        raise NotImplementedError(f"{type(self).__name__} must define g_step(batch) -> dict of 0-d tensors.")
-
-    def sample(self, fixed_noise: torch.Tensor) -> torch.Tensor:
-        """Images in [-1, 1] from the fixed noise (called in eval mode under no_grad, for snapshots)."""
-        return self.context.generator_module(fixed_noise)
-
-    def noise(self, batch_size: int) -> torch.Tensor:
-        """Fresh latent noise `(batch_size, latent_dim)` from the run's own (checkpointed) generator."""
-        return torch.randn(batch_size, self.config.latent_dim, device=self.device, generator=self.context.noise_rng)
-
-    def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """Mixed precision for forward passes when the run uses it; a no-op otherwise."""
-        if self.context.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.context.amp_dtype)
-
-    def optimise(self, loss: torch.Tensor, which: str) -> None:
-        """zero_grad, backward and step for the discriminator ('d') or the generator ('g'), scaled under fp16."""
-        if which not in ("d", "g"):
-            raise ValueError(f"which must be 'd' (discriminator) or 'g' (generator); got {which!r}.")
-        ctx = self.context
-        optimiser, scaler = (ctx.opt_d, ctx.scaler_d) if which == "d" else (ctx.opt_g, ctx.scaler_g)
-        optimiser.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimiser.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimiser)  # fused Adam: inf/NaN check on the GPU, no sync
-            scaler.update()
-
-    @contextlib.contextmanager
-    def frozen(self, module: nn.Module) -> Iterator[None]:
-        """Within the block, `module`'s parameters get no gradients (saves work in the g-step)."""
-        params = [p for p in module.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Extra state of the steps object to checkpoint (none by default)."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-
-
-def _callable_name(fn: Callable[..., Any]) -> str:
-    """A stable name for a loss function (for the checkpoint's settings)."""
-    if isinstance(fn, functools.partial):
-        args = ", ".join([*map(repr, fn.args), *(f"{k}={v!r}" for k, v in fn.keywords.items())])
-        return f"{_callable_name(fn.func)}({args})"
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
-
-
-class DCGANSteps(GANSteps):
-    """The standard unconditional GAN step (notebook 02): non-saturating by default, losses pluggable.
-
-    `d_loss(real_out, fake_out)` and `g_loss(fake_out)` take the discriminator's raw outputs `(B,)`
-    (see `course_utils.losses`). `gp_weight > 0` adds `gp_weight * gradient_penalty` to the d-step (WGAN-GP,
-    notebook 08; logged as `gradient_penalty`). Logs `loss_d`, `loss_g` and, when `outputs_are_logits`,
-    `d_real` = mean D(x) and `d_fake` = mean D(G(z)) (sigmoid of the logits); otherwise the raw means
-    `score_real`, `score_fake` (hinge, Wasserstein).
-
-    As in the classic PyTorch DCGAN example, one batch of fakes serves both updates: the d-step runs the
-    generator once (keeping its graph) and shows the discriminator `fake.detach()`; the g-step that follows
-    reuses those fakes, so every training step costs one generator forward pass, not two.
-
-    `augment` (notebook 08, small data): a differentiable `augment(images, generator) -> images` such as
-    `course_utils.augment.DiffAugment()`, applied to the real and to the fake batch before every discriminator
-    call (d-step and g-step), with the run's checkpointed noise generator. None (the default) changes nothing.
-    """
-
-    def __init__(
-        self,
-        d_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = d_loss_minimax,
-        g_loss: Callable[[torch.Tensor], torch.Tensor] = g_loss_non_saturating,
-        gp_weight: float = 0.0,
-        outputs_are_logits: bool = True,
-        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
-    ) -> None:
-        if augment is not None and not callable(augment):
-            raise TypeError("augment must be None or a function augment(images, generator) -> images, "
-                            "such as course_utils.augment.DiffAugment().")
-        if not callable(d_loss) or not callable(g_loss):
-            raise TypeError("d_loss and g_loss must be functions such as course_utils.losses.d_loss_minimax.")
-        if not isinstance(gp_weight, int | float) or gp_weight < 0:
-            raise ValueError(f"gp_weight must be a number >= 0 (10 is WGAN-GP's usual value); got {gp_weight!r}.")
-        self.d_loss, self.g_loss = d_loss, g_loss
-        self.gp_weight = float(gp_weight)
-        self.outputs_are_logits = bool(outputs_are_logits)
-        self.augment = augment
-        self._fake: torch.Tensor | None = None  # the d-step's fakes, with their graph, for the next g-step
-
-    def settings(self) -> dict[str, Any]:
-        """Loss functions and options (a resumed run must use the same)."""
-        settings = {
-            "type": type(self).__name__,
-            "d_loss": _callable_name(self.d_loss),
-            "g_loss": _callable_name(self.g_loss),
-            "gp_weight": self.gp_weight,
-            "outputs_are_logits": self.outputs_are_logits,
-        }
-        if self.augment is not None:  # (absent otherwise, so checkpoints of runs without it still match)
-            settings["augment"] = repr(self.augment)
-        return settings
-
-    def _for_discriminator(self, images: torch.Tensor) -> torch.Tensor:
-        """The images the discriminator sees: augmented when the steps have an `augment` function."""
-        if self.augment is None:
-            return images
-        return self.augment(images, self.context.noise_rng)
-
-    @staticmethod
-    def _real_images(batch: Any) -> torch.Tensor:
-        """The image tensor of a batch (a tensor, or the first item of a tuple)."""
-        return batch[0] if isinstance(batch, tuple | list) else batch
-
-    def _describe(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Mean D(x) and D(G(z)) (probabilities) or mean raw scores, as 0-d tensors."""
-        real_out, fake_out = real_out.detach().float(), fake_out.detach().float()
-        if self.outputs_are_logits:
-            return {"d_real": torch.sigmoid(real_out).mean(), "d_fake": torch.sigmoid(fake_out).mean()}
-        return {"score_real": real_out.mean(), "score_fake": fake_out.mean()}
-
-    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """One discriminator update on real images and fresh fakes."""
-        real = self._real_images(batch)  # (B, C, H, W) in [-1, 1]
-        z = self.noise(real.shape[0])  # (B, latent_dim)
-        with self.autocast():
-            self._fake = self.generator(z)  # (B, C, H, W), graph kept for the g-step
-            fake = self._fake.detach()  # the d-step's loss must not reach the generator
-            real_out = self.discriminator(self._for_discriminator(real))  # (B,)
-            fake_out = self.discriminator(self._for_discriminator(fake))  # (B,) separate batches: BN never mixes them
-        loss_d = self.d_loss(real_out, fake_out)  # 0-d, float32
-        logs = {"loss_d": loss_d.detach()}
-        if self.gp_weight > 0:
-            penalty = gradient_penalty(  # float32, plain module (compiled graphs do not double-backward)
-                self.context.discriminator_module, real.float(), fake.float(), generator=self.context.noise_rng
-            )
-            loss_d = loss_d + self.gp_weight * penalty
-            logs["gradient_penalty"] = penalty.detach()
-        self.optimise(loss_d, "d")
-        logs.update(self._describe(real_out, fake_out))
-        return logs
-
-    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """One generator update: make fakes and push the discriminator's opinion of them towards 'real'."""
-        real = self._real_images(batch)
-        fake, self._fake = self._fake, None
-        with self.frozen(self.context.discriminator_module), self.autocast():
-            if fake is None or fake.shape[0] != real.shape[0]:  # g-step without a d-step before it
-                fake = self.generator(self.noise(real.shape[0]))  # (B, C, H, W)
-            fake_out = self.discriminator(self._for_discriminator(fake))  # (B,)
-        loss_g = self.g_loss(fake_out)
-        self.optimise(loss_g, "g")
-        return {"loss_g": loss_g.detach()}
-
-
-# ----------------------------------------------------------------------------- result
 
 
 @dataclass
@@ -584,11 +337,6 @@ def _nonfinite_tensor(modules: Mapping[str, nn.Module]) -> str | None:
     if bool(finite.all()):
         return None
     return named[int((~finite).nonzero()[0, 0])][0]
-
-
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float images → CPU uint8 [0, 255], the inverse of `to_model_range`."""
-    return images.detach().float().clamp(-1.0, 1.0).add(1.0).mul(127.5).round().to(torch.uint8).cpu()
 
 
 class _Trainer:
@@ -913,15 +661,9 @@ class _Trainer:
 
     def _sample(self, noise: torch.Tensor) -> torch.Tensor:
         """Generator images for `noise` in eval mode, as CPU uint8 (a sync; only for snapshots)."""
-        module = self.generator
-        was_training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                images = self.steps.sample(noise)  # (K, C, H, W) in [-1, 1]
-        finally:
-            module.train(was_training)
-        return _to_uint8(images)
+        with eval_mode(self.generator), torch.no_grad():
+            images = self.steps.sample(noise)  # (K, C, H, W) in [-1, 1]
+        return to_uint8(images)
 
     # -- outcomes --------------------------------------------------------------------------------------
 
@@ -1015,6 +757,36 @@ class _Trainer:
                                    checkpoint_path=self.last_saved[0] if self.last_saved else None, saved=saved)
 
 
+def run_one_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    batch: torch.Tensor | tuple[torch.Tensor, ...],
+    config: TrainConfig,
+    steps: GANSteps | None = None,
+) -> dict[str, float]:
+    """One d-step + g-step of `steps` on `batch`, exactly as `train_gan` does its first step; the logged values.
+
+    For the notebooks' written-out steps: run the hand-written version on copies of the networks and this on
+    other copies, with the same batch, and compare the losses and the updated weights. The step's noise comes
+    from a `torch.Generator` on the models' device seeded with `config.seed` (as in `train_gan`); the networks
+    are updated in place with fresh Adam optimisers (`config.lr_g`, `config.lr_d`, `config.betas`).
+    """
+    steps = DCGANSteps() if steps is None else steps
+    batch = batch if isinstance(batch, tuple) else (batch,)
+    trainer = _Trainer(generator, discriminator, batch, config, steps, None, progress=False)
+    try:  # steps whose snapshots come from inputs (paired, segmentation) have no noise of their own
+        steps.make_fixed_noise(config, torch.device("cpu"))
+        fixed = None
+    except ValueError:
+        fixed = batch[0][:1].float()
+    trainer.setup(fixed_noise=fixed)
+    generator.train()
+    discriminator.train()
+    prepared = steps.prepare_batch(batch[0] if len(batch) == 1 else batch)
+    values = trainer._one_step(prepared)  # (K,)
+    return {key: float(value) for key, value in zip(trainer.keys, values.tolist(), strict=True)}
+
+
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -1070,14 +842,12 @@ def train_gan(
 __all__ = [
     "AMP_MODES",
     "CHECKPOINT_NAME",
-    "DCGANSteps",
-    "GANSteps",
-    "StepContext",
     "TrainConfig",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "TrainingResult",
     "batch_order",
     "resolve_amp",
+    "run_one_step",
     "train_gan",
 ]
