@@ -4,15 +4,23 @@
 on a machine where torch sees no CUDA GPU still gives `gpu`, with a warning (once per process): its settings
 would run for hours on the CPU.
 A notebook's Configuration cell calls `settings_for("<notebook stem>")` and reads nothing else.
+
+Every training run's settings are a `TrainConfig` (the one `train_gan` takes), and every settings class uses one
+vocabulary: `num_epochs`, `batch_size`, `lr_g`, `lr_d`, `betas`, `latent_dim` (inside a `TrainConfig`), `width`
+(channels of a network's first or last stage), `num_steps` (optimisation steps where a run is not in epochs).
+A notebook with several runs has one `TrainConfig` per run (e.g. 05's `pretrain`, `srgan`, `x2`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
+from typing import Any, Literal, overload
 
 PROFILE_ENV = "COURSE_PROFILE"
+AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 PROFILE_DESCRIPTIONS: dict[str, str] = {
     "smoke": "seconds per notebook on a 2-core CPU: tiny subsets, one or two epochs (what CI runs)",
@@ -69,6 +77,83 @@ def active_profile() -> str:
     return value
 
 
+# ----------------------------------------------------------------------------- training settings
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one `train_gan` run (introduced in notebook 02). Lengths are in epochs unless named steps."""
+
+    num_epochs: int = 20
+    batch_size: int = 128
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2); DCGAN's low beta1 steadies training
+    latent_dim: int = 100
+    seed: int = 0  # batch order, training noise and fixed noise (model initialisation is yours to seed)
+    checkpoint_every: int = 1  # epochs between checkpoints; 0: only at the end and on interrupt
+    snapshot_every: int = 1  # epochs between fixed-noise sample grids; 0: only before training and at the end
+    # (snapshots live in the checkpoint: 64 RGB 128 px images are 3 MB each, so space them out for long runs)
+    log_every: int = 50  # steps between GPU -> CPU copies of the logged values (and NaN checks)
+    num_samples: int = 64  # images in each snapshot
+    amp: str = "auto"  # 'auto' | 'off' | 'bf16' | 'fp16' (mixed precision; 'auto' uses it on CUDA only)
+    channels_last: bool = True  # channels-last memory format on CUDA (ignored elsewhere)
+    compile: bool = False  # torch.compile the generator and discriminator for the training steps
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot work, with the reason."""
+        for name in ("num_epochs", "batch_size", "latent_dim", "log_every", "num_samples"):
+            _require_int(getattr(self, name), name, minimum=1)
+        for name in ("checkpoint_every", "snapshot_every"):
+            _require_int(getattr(self, name), name, minimum=0)
+        _require_int(self.seed, "seed", minimum=0)
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive number such as 2e-4; got {value!r}.")
+        betas = self.betas
+        if not (isinstance(betas, tuple | list) and len(betas) == 2 and all(isinstance(b, int | float) for b in betas)
+                and all(0.0 <= b < 1.0 for b in betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas!r}.")
+        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
+        if self.amp not in AMP_MODES:
+            raise ValueError(
+                f"amp must be one of {', '.join(repr(m) for m in AMP_MODES)}; got {self.amp!r}. 'auto' uses "
+                "bf16 (or fp16) mixed precision on CUDA and full float32 elsewhere; 'off' always uses float32."
+            )
+
+
+def _require_int(value: Any, name: str, minimum: int) -> None:
+    """ValueError unless `value` is an int >= `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+
+
+
+
+@dataclass(frozen=True)
+class DomainClassifierSettings:
+    """The domain classifier of notebook 03 (the feature network of the GAN metrics; cached and shared)."""
+
+    num_epochs: int
+    train_fraction: float = 1.0  # share of the training split it learns from
+    width: int = 16
+    feature_dim: int = 64
+
+
+@dataclass(frozen=True)
+class ResNetSettings:
+    """Notebook 04's ResNet-18: the same number of optimisation steps in every training regime."""
+
+    stem: str  # 'medmnist' (the MedMNIST v2 28 px ResNet-18) or 'pooled' (max-pool kept: 4x cheaper)
+    num_steps: int
+    batch_size: int
+    lr: float = 1e-3  # Adam, as MedMNIST v2's benchmark
+
+
+# ----------------------------------------------------------------------------- one class per notebook
+
+
 @dataclass(frozen=True)
 class SetupSettings:
     """Notebook 00: how many images each dataset preview shows."""
@@ -80,15 +165,15 @@ class SetupSettings:
 
 @dataclass(frozen=True)
 class TheorySettings:
-    """Notebook 01: the toy GANs on a 2-D Gaussian mixture."""
+    """Notebook 01: the toy GANs on a 2-D Gaussian mixture (trained in steps, with their own small loop)."""
 
-    toy_steps: int
-    toy_batch_size: int
-    toy_latent_dim: int
-    toy_hidden: int
+    num_steps: int
+    batch_size: int
+    latent_dim: int
+    width: int  # hidden units of the toy MLPs
     lr_g: float
     lr_d: float
-    snapshot_every: int
+    snapshot_every: int  # steps between snapshots
     jsd_grid_points: int
     collapse_lr_g: float = 1e-3  # the mode-collapsing variant: same generator step ...
     collapse_lr_d: float = 1e-4  # ... but a discriminator that learns 10x more slowly
@@ -97,20 +182,14 @@ class TheorySettings:
 
 @dataclass(frozen=True)
 class DCGANSettings:
-    """Notebook 02: the DCGAN run on MedMNIST (data, model size, training length, evaluation sample)."""
+    """Notebook 02: the DCGAN run on MedMNIST (data, model size, training, evaluation sample)."""
 
     dataset: str  # MedMNIST flag; without the file the loader falls back, visibly, to MNI152 slices
     image_size: int  # 28 (MedMNIST), 64 or 128 (MedMNIST+ files)
-    base_width: int  # channels of the generator's last hidden layer (DCGANGenerator / DCGANDiscriminator)
-    num_epochs: int
-    batch_size: int
-    snapshot_every: int  # epochs between fixed-noise sample grids
+    width: int  # channels of the generator's last hidden layer (DCGANGenerator / DCGANDiscriminator base_width)
+    train: TrainConfig  # DCGAN's Adam (lr 2e-4, betas 0.5 / 0.999) and the run's length
     eval_samples: int  # generated images for the sanity check (mean/std, nearest real neighbour)
     train_fraction: float = 1.0  # share of the training split used (smoke: a small part)
-    latent_dim: int = 100
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2), DCGAN's choice
 
 
 @dataclass(frozen=True)
@@ -122,65 +201,16 @@ class EvaluationSettings:
     num_samples: int  # images per method and seed (capped by the size of the test split)
     seeds: tuple[int, ...]  # sampling seeds; mean ± sd over them
     k: int  # neighbours for precision/recall and density/coverage
-    classifier_epochs: int  # the domain classifier (cached; notebook 04 reuses it)
-    classifier_train_fraction: float  # share of the training split the classifier learns from (1.0: all)
+    classifier: DomainClassifierSettings  # cached; notebooks 04, 05 and 08 reuse it
     collapse_modes: int  # distinct images of the deliberately mode-collapsed generator
     pca_components: int  # the blurry baseline: a Gaussian in this many principal components
     inception_samples: int  # images per set for the optional standard Inception FID
     inception_download: bool  # may the optional Inception FID download its weights?
     # a DCGAN trained here only when notebook 02's checkpoint is absent (same package call as 02)
-    dcgan_base_width: int
-    dcgan_epochs: int
-    dcgan_batch_size: int
+    dcgan_width: int
+    dcgan: TrainConfig
     dcgan_train_fraction: float  # share of the training split (1.0: all)
-    classifier_width: int = 16
-    classifier_feature_dim: int = 64
     audit_percentile: float = 1.0  # memorisation threshold: this percentile of held-out-to-train distances
-    latent_dim: int = 100
-
-
-@dataclass(frozen=True)
-class StabilitySettings:
-    """Notebook 08: three GAN objectives over seeds, DiffAugment on a small set, compute cost, a 3-D GAN."""
-
-    # loss comparison: the same DCGAN with the non-saturating loss, hinge + spectral norm, WGAN-GP + TTUR
-    dataset: str  # MedMNIST flag of the loss comparison (notebook 02's data)
-    image_size: int
-    base_width: int
-    num_epochs: int
-    batch_size: int
-    train_fraction: float  # share of the training split used
-    seeds: tuple[int, ...]  # training seeds per objective: mean ± sd over them
-    eval_samples: int  # generated images per run for the metrics (capped by the test split)
-    snapshot_samples: int  # fixed-noise images per epoch (domain-FD over training, the stability curve)
-    classifier_epochs: int  # the domain classifier (same settings as notebook 03, so its cache is shared)
-    classifier_train_fraction: float
-    # small data: DiffAugment with and without
-    small_dataset: str  # a small MedMNIST set (BreastMNIST: 546 training images)
-    small_epochs: int
-    small_batch_size: int
-    small_seeds: tuple[int, ...]
-    small_classifier_epochs: int
-    # outlook: a 3-D DCGAN on MedMNIST volumes
-    volume_dataset: str
-    volume_size: int  # 28 or 64 voxels per side
-    volume_base_width: int
-    volume_epochs: int
-    volume_batch_size: int
-    volume_train_fraction: float
-    timing_steps: int  # training steps timed per model for the compute-cost table
-    interpret_samples: int  # latent codes for the interpretability probe
-    k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
-    latent_dim: int = 100
-    volume_latent_dim: int = 64
-    lr: float = 2e-4  # non-saturating and hinge runs (DCGAN's Adam)
-    wgan_lr_g: float = 1e-4  # WGAN-GP with TTUR: the critic learns 4x faster than the generator
-    wgan_lr_d: float = 4e-4
-    wgan_betas: tuple[float, float] = (0.0, 0.9)  # Adam betas of the WGAN-GP paper
-    gp_weight: float = 10.0
-    classifier_width: int = 16
-    classifier_feature_dim: int = 64
-    audit_percentile: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -190,42 +220,15 @@ class ConditionalGANSettings:
     dataset: str  # MedMNIST flag (BreastMNIST: 546 + 78 images; PneumoniaMNIST also works)
     folds: int  # stratified k-fold over train + val
     max_pool: int | None  # cap on the pooled train + val images (a stratified subset; None: all)
-    gan_base_width: int
-    gan_epochs: int
-    gan_batch_size: int
-    classifier_stem: str  # 'medmnist' (the MedMNIST v2 28 px ResNet-18) or 'pooled' (max-pool kept: 4x cheaper)
-    classifier_steps: int  # optimisation steps per regime and fold (the same compute for every regime)
-    classifier_batch_size: int
-    domain_classifier_epochs: int  # the feature network of the per-class GAN metrics (notebook 03's recipe)
+    gan_width: int
+    gan: TrainConfig  # TTUR with the hinge loss and spectral norm (SN-GAN's recipe): the critic learns 4x faster
+    classifier: ResNetSettings
+    domain_classifier: DomainClassifierSettings  # the feature network of the per-class GAN metrics (notebook 03's)
     synthetic_ratio: float = 1.0  # 'real + GAN' adds this many synthetic images per real training image
     image_size: int = 28
     cv_seed: int = 0  # fold assignment
     seed: int = 0  # GAN and classifier seeds are seed + fold index
-    latent_dim: int = 100
-    lr_g: float = 1e-4  # TTUR with the hinge loss and spectral norm (SN-GAN's recipe): the critic learns 4x faster
-    lr_d: float = 4e-4
-    betas: tuple[float, float] = (0.0, 0.9)
-    classifier_lr: float = 1e-3  # Adam, as MedMNIST v2's benchmark
     k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
-
-
-@dataclass(frozen=True)
-class SegmentationSettings:
-    """Notebook 07: U-Net segmenter with and without an (image, mask) critic on hippocampus MRI."""
-
-    image_size: int  # slices are zero-padded to this square (64 holds every Task04 slice without resizing)
-    width: int  # U-Net channels at full resolution (doubling per stage)
-    depth: int  # U-Net down/up stages
-    num_epochs: int  # the same for both runs: the same number of segmenter updates
-    batch_size: int
-    adversarial_weight: float  # weight of the critic's loss next to Dice + cross-entropy
-    critic_width: int
-    critic_layers: int  # PatchGAN stride-2 layers (3: each logit sees a 38 x 38 patch)
-    max_train_cases: int | None = None  # None: every training subject (the smoke profile uses a few)
-    max_eval_cases: int | None = None  # None: every validation/test subject
-    lr_g: float = 1e-3  # segmenter
-    lr_d: float = 2e-4  # critic
-    betas: tuple[float, float] = (0.9, 0.999)  # Adam's defaults: this is mostly supervised training
 
 
 @dataclass(frozen=True)
@@ -238,22 +241,15 @@ class SuperResolutionSettings:
     width: int  # SRResNet channels
     num_blocks: int  # SRResNet residual blocks
     critic_width: int  # SRGAN discriminator channels of its first stage
-    batch_size: int
-    pretrain_epochs: int  # SRResNet x4 (pixel loss), the SRGAN's starting point
-    srgan_epochs: int  # SRGAN fine-tuning (pixel + feature + adversarial)
-    x2_epochs: int  # SRResNet x2
-    classifier_epochs: int  # the domain classifier of notebook 03 (feature network; cache shared with 03)
-    classifier_train_fraction: float
+    pretrain: TrainConfig  # SRResNet x4 (pixel loss: lr_g), the SRGAN's starting point
+    srgan: TrainConfig  # SRGAN fine-tuning (pixel + feature + adversarial)
+    x2: TrainConfig  # SRResNet x2
+    classifier: DomainClassifierSettings  # the domain classifier of notebook 03 (feature network; cache shared)
     hippocampus_cases: int  # test subjects of the MSD hippocampus check (0: skip)
-    lr_pretrain: float = 1e-3
-    lr_g: float = 1e-4  # SRGAN generator and discriminator (Adam, betas 0.9 / 0.999)
-    lr_d: float = 1e-4
     pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
     feature_weight: float = 1.0
     adversarial_weight: float = 5e-2
     feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
-    classifier_width: int = 16
-    classifier_feature_dim: int = 64
     allow_vgg_download: bool = True  # try the ImageNet VGG-19 weights first (548 MB, once)
 
 
@@ -269,15 +265,10 @@ class DenoisingSettings:
     width: int  # U-Net channels at full resolution
     depth: int  # U-Net down/up stages
     critic_width: int  # PatchGAN channels of its first layer
-    batch_size: int
-    l1_epochs: int  # the L1 U-Net (also the GAN's starting point)
-    gan_epochs: int  # the conditional GAN fine-tuning
+    l1: TrainConfig  # the L1 U-Net (also the GAN's starting point; lr_g)
+    gan: TrainConfig  # the conditional GAN fine-tuning (pix2pix's Adam)
     xray_images: int  # PneumoniaMNIST test images for the low-dose (Poisson) X-ray example
     noise_model: str = "rician"
-    lr_l1: float = 1e-3
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)  # pix2pix's Adam
     pixel_weight: float = 100.0  # pix2pix: lambda = 100 for the L1 term, 1 for the adversarial term
     adversarial_weight: float = 1.0
     critic_layers: int = 3  # PatchGAN stride-2 layers (3: 38 px patches)
@@ -289,7 +280,67 @@ class DenoisingSettings:
     lesion_contrast: float = 0.1  # ... and its contrast in [0, 1] units
 
 
-NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """Notebook 07: U-Net segmenter with and without an (image, mask) critic on hippocampus MRI."""
+
+    image_size: int  # slices are zero-padded to this square (64 holds every Task04 slice without resizing)
+    width: int  # U-Net channels at full resolution (doubling per stage)
+    depth: int  # U-Net down/up stages
+    train: TrainConfig  # the same for both runs: the same number of segmenter (lr_g) updates; critic lr_d
+    adversarial_weight: float  # weight of the critic's loss next to Dice + cross-entropy
+    critic_width: int
+    critic_layers: int  # PatchGAN stride-2 layers (3: each logit sees a 38 x 38 patch)
+    max_train_cases: int | None = None  # None: every training subject (the smoke profile uses a few)
+    max_eval_cases: int | None = None  # None: every validation/test subject
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """Notebook 08: three GAN objectives over seeds, DiffAugment on a small set, compute cost, a 3-D GAN."""
+
+    # loss comparison: the same DCGAN with the non-saturating loss, hinge + spectral norm, WGAN-GP + TTUR
+    dataset: str  # MedMNIST flag of the loss comparison (notebook 02's data)
+    image_size: int
+    width: int
+    train: TrainConfig  # length and batch of every run; the non-saturating and hinge runs use its lr_g/lr_d/betas
+    wgan: TrainConfig  # WGAN-GP with TTUR: the critic learns 4x faster (lr_g/lr_d/betas of the WGAN-GP paper)
+    train_fraction: float  # share of the training split used
+    seeds: tuple[int, ...]  # training seeds per objective: mean ± sd over them
+    eval_samples: int  # generated images per run for the metrics (capped by the test split)
+    snapshot_samples: int  # fixed-noise images per epoch (domain-FD over training, the stability curve)
+    classifier: DomainClassifierSettings  # the domain classifier (same recipe as notebook 03, so its cache is shared)
+    # small data: DiffAugment with and without
+    small_dataset: str  # a small MedMNIST set (BreastMNIST: 546 training images)
+    small: TrainConfig
+    small_seeds: tuple[int, ...]
+    small_classifier: DomainClassifierSettings
+    # outlook: a 3-D DCGAN on MedMNIST volumes
+    volume_dataset: str
+    volume_size: int  # 28 or 64 voxels per side
+    volume_width: int
+    volume: TrainConfig
+    volume_train_fraction: float
+    timing_steps: int  # training steps timed per model for the compute-cost table
+    interpret_samples: int  # latent codes for the interpretability probe
+    k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
+    gp_weight: float = 10.0
+    audit_percentile: float = 1.0
+
+
+def _wgan(num_epochs: int, batch_size: int) -> TrainConfig:
+    """WGAN-GP + TTUR: Adam (0, 0.9), critic 4e-4, generator 1e-4 (Gulrajani et al.; Heusel et al.)."""
+    return TrainConfig(num_epochs=num_epochs, batch_size=batch_size, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
+
+
+def _sngan(num_epochs: int, batch_size: int) -> TrainConfig:
+    """Hinge loss + spectral norm with TTUR (SN-GAN / SAGAN): Adam (0, 0.9), critic 4e-4, generator 1e-4."""
+    return TrainConfig(num_epochs=num_epochs, batch_size=batch_size, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
+
+
+_ADAM = (0.9, 0.999)  # Adam's defaults: the pixel-loss and mostly supervised runs
+
+NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "00_setup_and_data": {
         "smoke": SetupSettings(grid_images=16, mni_slices=6, hippocampus_cases=2),
         "cpu": SetupSettings(grid_images=36, mni_slices=8, hippocampus_cases=4),
@@ -297,148 +348,202 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, object]] = {
     },
     "01_gan_theory_and_loss_math": {
         "smoke": TheorySettings(
-            toy_steps=300, toy_batch_size=256, toy_latent_dim=2, toy_hidden=64,
+            num_steps=300, batch_size=256, latent_dim=2, width=64,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=100, jsd_grid_points=2001,
             collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=200,
         ),
         "cpu": TheorySettings(
-            toy_steps=3000, toy_batch_size=256, toy_latent_dim=2, toy_hidden=128,
+            num_steps=3000, batch_size=256, latent_dim=2, width=128,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=500, jsd_grid_points=20001,
             collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=1500,
         ),
         "gpu": TheorySettings(
-            toy_steps=5000, toy_batch_size=512, toy_latent_dim=2, toy_hidden=128,
+            num_steps=5000, batch_size=512, latent_dim=2, width=128,
             lr_g=1e-3, lr_d=1e-3, snapshot_every=1000, jsd_grid_points=20001,
             collapse_lr_g=1e-3, collapse_lr_d=1e-4, dstar_steps=1500,
         ),
     },
     "02_dcgan_medmnist": {
         "smoke": DCGANSettings(
-            dataset="pneumoniamnist", image_size=28, base_width=16, num_epochs=2, batch_size=64,
-            snapshot_every=1, eval_samples=256, train_fraction=0.2,
+            dataset="pneumoniamnist", image_size=28, width=16, eval_samples=256, train_fraction=0.2,
+            train=TrainConfig(num_epochs=2, batch_size=64, snapshot_every=1),
         ),
         "cpu": DCGANSettings(
-            dataset="pneumoniamnist", image_size=28, base_width=64, num_epochs=25, batch_size=128,
-            snapshot_every=1, eval_samples=1000,
+            dataset="pneumoniamnist", image_size=28, width=64, eval_samples=1000,
+            train=TrainConfig(num_epochs=25, batch_size=128, snapshot_every=1),
         ),
         "gpu": DCGANSettings(  # image_size=128 also works (MedMNIST+ 128 px file, 4x the pixels of 64)
-            dataset="pneumoniamnist", image_size=64, base_width=64, num_epochs=100, batch_size=128,
-            snapshot_every=5, eval_samples=1000,
+            dataset="pneumoniamnist", image_size=64, width=64, eval_samples=1000,
+            train=TrainConfig(num_epochs=100, batch_size=128, snapshot_every=5),
         ),
     },
     "03_evaluating_gans": {
         "smoke": EvaluationSettings(
             dataset="pneumoniamnist", image_size=28, num_samples=128, seeds=(0, 1), k=5,
-            classifier_epochs=1, classifier_train_fraction=0.1, collapse_modes=4, pca_components=8,
-            inception_samples=16, inception_download=False,
-            dcgan_base_width=8, dcgan_epochs=1, dcgan_batch_size=32, dcgan_train_fraction=0.05,
+            classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1), collapse_modes=4,
+            pca_components=8, inception_samples=16, inception_download=False,
+            dcgan_width=8, dcgan=TrainConfig(num_epochs=1, batch_size=32), dcgan_train_fraction=0.05,
         ),
         "cpu": EvaluationSettings(
             dataset="pneumoniamnist", image_size=28, num_samples=600, seeds=(0, 1, 2), k=5,
-            classifier_epochs=8, classifier_train_fraction=1.0, collapse_modes=4, pca_components=32,
+            classifier=DomainClassifierSettings(num_epochs=8), collapse_modes=4, pca_components=32,
             inception_samples=200, inception_download=True,
-            dcgan_base_width=32, dcgan_epochs=6, dcgan_batch_size=64, dcgan_train_fraction=1.0,
+            dcgan_width=32, dcgan=TrainConfig(num_epochs=6, batch_size=64), dcgan_train_fraction=1.0,
         ),
         "gpu": EvaluationSettings(
             dataset="pneumoniamnist", image_size=64, num_samples=600, seeds=(0, 1, 2, 3, 4), k=5,
-            classifier_epochs=10, classifier_train_fraction=1.0, collapse_modes=4, pca_components=64,
+            classifier=DomainClassifierSettings(num_epochs=10), collapse_modes=4, pca_components=64,
             inception_samples=600, inception_download=True,
-            dcgan_base_width=64, dcgan_epochs=50, dcgan_batch_size=128, dcgan_train_fraction=1.0,
+            dcgan_width=64, dcgan=TrainConfig(num_epochs=50, batch_size=128), dcgan_train_fraction=1.0,
         ),
     },
     "04_conditional_gan_augmentation": {
         "smoke": ConditionalGANSettings(
-            dataset="breastmnist", folds=2, max_pool=96, gan_base_width=8, gan_epochs=1, gan_batch_size=16,
-            classifier_stem="pooled", classifier_steps=2, classifier_batch_size=16, domain_classifier_epochs=1,
+            dataset="breastmnist", folds=2, max_pool=96, gan_width=8, gan=_sngan(num_epochs=1, batch_size=16),
+            classifier=ResNetSettings(stem="pooled", num_steps=2, batch_size=16),
+            domain_classifier=DomainClassifierSettings(num_epochs=1),
         ),
         "cpu": ConditionalGANSettings(
-            dataset="breastmnist", folds=5, max_pool=None, gan_base_width=32, gan_epochs=80, gan_batch_size=32,
-            classifier_stem="pooled", classifier_steps=80, classifier_batch_size=32, domain_classifier_epochs=8,
+            dataset="breastmnist", folds=5, max_pool=None, gan_width=32, gan=_sngan(num_epochs=80, batch_size=32),
+            classifier=ResNetSettings(stem="pooled", num_steps=80, batch_size=32),
+            domain_classifier=DomainClassifierSettings(num_epochs=8),
         ),
         "gpu": ConditionalGANSettings(
-            dataset="breastmnist", folds=5, max_pool=None, gan_base_width=64, gan_epochs=300, gan_batch_size=32,
-            classifier_stem="medmnist", classifier_steps=1500, classifier_batch_size=64, domain_classifier_epochs=10,
+            dataset="breastmnist", folds=5, max_pool=None, gan_width=64, gan=_sngan(num_epochs=300, batch_size=32),
+            classifier=ResNetSettings(stem="medmnist", num_steps=1500, batch_size=64),
+            domain_classifier=DomainClassifierSettings(num_epochs=10),
+        ),
+    },
+    "05_srgan_mri_super_resolution": {
+        "smoke": SuperResolutionSettings(
+            image_size=64, crop_size=32, train_crops=32, width=8, num_blocks=1, critic_width=8,
+            pretrain=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
+            x2=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
+            hippocampus_cases=2, allow_vgg_download=False,
+        ),
+        "cpu": SuperResolutionSettings(
+            image_size=128, crop_size=64, train_crops=400, width=32, num_blocks=6, critic_width=32,
+            pretrain=TrainConfig(num_epochs=30, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            srgan=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
+            x2=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            classifier=DomainClassifierSettings(num_epochs=8), hippocampus_cases=20,
+        ),
+        "gpu": SuperResolutionSettings(
+            image_size=128, crop_size=96, train_crops=4000, width=64, num_blocks=16, critic_width=64,
+            pretrain=TrainConfig(num_epochs=40, batch_size=32, lr_g=1e-3, betas=_ADAM),
+            srgan=TrainConfig(num_epochs=20, batch_size=32, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
+            x2=TrainConfig(num_epochs=20, batch_size=32, lr_g=1e-3, betas=_ADAM),
+            classifier=DomainClassifierSettings(num_epochs=10), hippocampus_cases=52,
         ),
     },
     "06_denoising_gan": {
         "smoke": DenoisingSettings(
             image_size=64, crop_size=32, train_crops=32, levels=(0.03, 0.06, 0.1), default_level=0.06, width=4,
-            depth=2, critic_width=8, batch_size=16, l1_epochs=1, gan_epochs=1, xray_images=8,
+            depth=2, critic_width=8, xray_images=8,
+            l1=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            gan=TrainConfig(num_epochs=1, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
         "cpu": DenoisingSettings(
             image_size=128, crop_size=64, train_crops=300, levels=(0.03, 0.06, 0.1), default_level=0.06, width=16,
-            depth=3, critic_width=32, batch_size=16, l1_epochs=8, gan_epochs=4, xray_images=64,
+            depth=3, critic_width=32, xray_images=64,
+            l1=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            gan=TrainConfig(num_epochs=4, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
         "gpu": DenoisingSettings(
             image_size=128, crop_size=96, train_crops=3000, levels=(0.03, 0.06, 0.1), default_level=0.06, width=32,
-            depth=4, critic_width=64, batch_size=32, l1_epochs=40, gan_epochs=20, xray_images=256,
+            depth=4, critic_width=64, xray_images=256,
+            l1=TrainConfig(num_epochs=40, batch_size=32, lr_g=1e-3, betas=_ADAM),
+            gan=TrainConfig(num_epochs=20, batch_size=32, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
     },
     "07_segmentation_gan": {
         "smoke": SegmentationSettings(
-            image_size=64, width=8, depth=3, num_epochs=1, batch_size=32, adversarial_weight=0.05,
-            critic_width=8, critic_layers=3, max_train_cases=4, max_eval_cases=2,
+            image_size=64, width=8, depth=3, adversarial_weight=0.05, critic_width=8, critic_layers=3,
+            train=TrainConfig(num_epochs=1, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
+            max_train_cases=4, max_eval_cases=2,
         ),
         "cpu": SegmentationSettings(
-            image_size=64, width=16, depth=3, num_epochs=4, batch_size=32, adversarial_weight=0.05,
-            critic_width=32, critic_layers=3,
+            image_size=64, width=16, depth=3, adversarial_weight=0.05, critic_width=32, critic_layers=3,
+            train=TrainConfig(num_epochs=4, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
         ),
         "gpu": SegmentationSettings(
-            image_size=64, width=32, depth=4, num_epochs=30, batch_size=64, adversarial_weight=0.05,
-            critic_width=64, critic_layers=3,
-        ),
-    },
-    "05_srgan_mri_super_resolution": {
-        "smoke": SuperResolutionSettings(
-            image_size=64, crop_size=32, train_crops=32, width=8, num_blocks=1, critic_width=8, batch_size=16,
-            pretrain_epochs=1, srgan_epochs=1, x2_epochs=1, classifier_epochs=1, classifier_train_fraction=0.1,
-            hippocampus_cases=2, allow_vgg_download=False,
-        ),
-        "cpu": SuperResolutionSettings(
-            image_size=128, crop_size=64, train_crops=400, width=32, num_blocks=6, critic_width=32, batch_size=16,
-            pretrain_epochs=30, srgan_epochs=8, x2_epochs=8, classifier_epochs=8, classifier_train_fraction=1.0,
-            hippocampus_cases=20,
-        ),
-        "gpu": SuperResolutionSettings(
-            image_size=128, crop_size=96, train_crops=4000, width=64, num_blocks=16, critic_width=64, batch_size=32,
-            pretrain_epochs=40, srgan_epochs=20, x2_epochs=20, classifier_epochs=10, classifier_train_fraction=1.0,
-            hippocampus_cases=52,
+            image_size=64, width=32, depth=4, adversarial_weight=0.05, critic_width=64, critic_layers=3,
+            train=TrainConfig(num_epochs=30, batch_size=64, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
         ),
     },
     "08_stabilizing_gans_and_open_challenges": {
         "smoke": StabilitySettings(
-            dataset="pneumoniamnist", image_size=28, base_width=8, num_epochs=2, batch_size=32,
-            train_fraction=0.05, seeds=(0, 1), eval_samples=96, snapshot_samples=64,
-            classifier_epochs=1, classifier_train_fraction=0.1,
-            small_dataset="breastmnist", small_epochs=2, small_batch_size=32, small_seeds=(0, 1),
-            small_classifier_epochs=1,
-            volume_dataset="adrenalmnist3d", volume_size=28, volume_base_width=4, volume_epochs=1,
-            volume_batch_size=8, volume_train_fraction=0.05, timing_steps=1, interpret_samples=128,
+            dataset="pneumoniamnist", image_size=28, width=8, train=TrainConfig(num_epochs=2, batch_size=32),
+            wgan=_wgan(num_epochs=2, batch_size=32), train_fraction=0.05, seeds=(0, 1), eval_samples=96,
+            snapshot_samples=64, classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
+            small_dataset="breastmnist", small=TrainConfig(num_epochs=2, batch_size=32), small_seeds=(0, 1),
+            small_classifier=DomainClassifierSettings(num_epochs=1),
+            volume_dataset="adrenalmnist3d", volume_size=28, volume_width=4,
+            volume=TrainConfig(num_epochs=1, batch_size=8, latent_dim=64), volume_train_fraction=0.05,
+            timing_steps=1, interpret_samples=128,
         ),
         "cpu": StabilitySettings(
-            dataset="pneumoniamnist", image_size=28, base_width=32, num_epochs=12, batch_size=64,
-            train_fraction=1.0, seeds=(0, 1, 2), eval_samples=600, snapshot_samples=256,
-            classifier_epochs=8, classifier_train_fraction=1.0,
-            small_dataset="breastmnist", small_epochs=120, small_batch_size=32, small_seeds=(0, 1, 2),
-            small_classifier_epochs=15,
-            volume_dataset="adrenalmnist3d", volume_size=28, volume_base_width=8, volume_epochs=10,
-            volume_batch_size=16, volume_train_fraction=1.0, timing_steps=5, interpret_samples=2000,
+            dataset="pneumoniamnist", image_size=28, width=32, train=TrainConfig(num_epochs=12, batch_size=64),
+            wgan=_wgan(num_epochs=12, batch_size=64), train_fraction=1.0, seeds=(0, 1, 2), eval_samples=600,
+            snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=8),
+            small_dataset="breastmnist", small=TrainConfig(num_epochs=120, batch_size=32), small_seeds=(0, 1, 2),
+            small_classifier=DomainClassifierSettings(num_epochs=15),
+            volume_dataset="adrenalmnist3d", volume_size=28, volume_width=8,
+            volume=TrainConfig(num_epochs=10, batch_size=16, latent_dim=64), volume_train_fraction=1.0,
+            timing_steps=5, interpret_samples=2000,
         ),
         "gpu": StabilitySettings(
-            dataset="pneumoniamnist", image_size=64, base_width=64, num_epochs=40, batch_size=128,
-            train_fraction=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=600, snapshot_samples=256,
-            classifier_epochs=10, classifier_train_fraction=1.0,
-            small_dataset="breastmnist", small_epochs=400, small_batch_size=32, small_seeds=(0, 1, 2, 3, 4),
-            small_classifier_epochs=20,
-            volume_dataset="adrenalmnist3d", volume_size=64, volume_base_width=16, volume_epochs=100,
-            volume_batch_size=16, volume_train_fraction=1.0, timing_steps=10, interpret_samples=5000,
+            dataset="pneumoniamnist", image_size=64, width=64, train=TrainConfig(num_epochs=40, batch_size=128),
+            wgan=_wgan(num_epochs=40, batch_size=128), train_fraction=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=600,
+            snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=10),
+            small_dataset="breastmnist", small=TrainConfig(num_epochs=400, batch_size=32),
+            small_seeds=(0, 1, 2, 3, 4), small_classifier=DomainClassifierSettings(num_epochs=20),
+            volume_dataset="adrenalmnist3d", volume_size=64, volume_width=16,
+            volume=TrainConfig(num_epochs=100, batch_size=16, latent_dim=64), volume_train_fraction=1.0,
+            timing_steps=10, interpret_samples=5000,
         ),
     },
 }
 
+NotebookName = Literal[
+    "00_setup_and_data", "01_gan_theory_and_loss_math", "02_dcgan_medmnist", "03_evaluating_gans",
+    "04_conditional_gan_augmentation", "05_srgan_mri_super_resolution", "06_denoising_gan", "07_segmentation_gan",
+    "08_stabilizing_gans_and_open_challenges",
+]
 
-def settings_for(notebook: str, profile: str | None = None):
-    """Return the frozen settings of `notebook` (its file stem) under `profile` (default: active)."""
+
+@overload
+def settings_for(notebook: Literal["00_setup_and_data"], profile: str | None = None) -> SetupSettings: ...
+@overload
+def settings_for(notebook: Literal["01_gan_theory_and_loss_math"], profile: str | None = None) -> TheorySettings: ...
+@overload
+def settings_for(notebook: Literal["02_dcgan_medmnist"], profile: str | None = None) -> DCGANSettings: ...
+@overload
+def settings_for(notebook: Literal["03_evaluating_gans"], profile: str | None = None) -> EvaluationSettings: ...
+@overload
+def settings_for(notebook: Literal["04_conditional_gan_augmentation"],
+                 profile: str | None = None) -> ConditionalGANSettings: ...
+@overload
+def settings_for(notebook: Literal["05_srgan_mri_super_resolution"],
+                 profile: str | None = None) -> SuperResolutionSettings: ...
+@overload
+def settings_for(notebook: Literal["06_denoising_gan"], profile: str | None = None) -> DenoisingSettings: ...
+@overload
+def settings_for(notebook: Literal["07_segmentation_gan"], profile: str | None = None) -> SegmentationSettings: ...
+@overload
+def settings_for(notebook: Literal["08_stabilizing_gans_and_open_challenges"],
+                 profile: str | None = None) -> StabilitySettings: ...
+@overload
+def settings_for(notebook: str, profile: str | None = None) -> Any: ...
+
+
+def settings_for(notebook: str, profile: str | None = None) -> Any:
+    """Return the frozen settings of `notebook` (its file stem) under `profile` (default: active).
+
+    Typed per notebook name, so an editor completes the fields (e.g. `settings_for("02_dcgan_medmnist").train`).
+    """
     profile = profile or active_profile()
     if profile not in PROFILES:
         raise ProfileError(f"Unknown profile {profile!r}; expected one of {', '.join(PROFILES)}.")

@@ -59,14 +59,37 @@ def test_every_notebook_has_frozen_settings_for_every_profile():
             settings.__setattr__(dataclasses.fields(settings)[0].name, None)
 
 
+def _leaves(settings, prefix=""):
+    """(dotted name, value) of every field, nested settings (e.g. a TrainConfig) included."""
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{field.name}.")
+        else:
+            yield f"{prefix}{field.name}", value
+
+
 def test_smoke_is_never_bigger_than_cpu():
     for notebook in config.NOTEBOOK_SETTINGS:
-        smoke, cpu = config.settings_for(notebook, "smoke"), config.settings_for(notebook, "cpu")
-        for field in dataclasses.fields(smoke):
-            small, big = getattr(smoke, field.name), getattr(cpu, field.name)
-            big = math.inf if big is None else big  # None caps nothing (e.g. max_train_cases: every subject)
-            if isinstance(small, int) and not isinstance(small, bool):
-                assert small <= big, f"{notebook}.{field.name}: smoke {small} > cpu {big}"
+        smoke = dict(_leaves(config.settings_for(notebook, "smoke")))
+        cpu = dict(_leaves(config.settings_for(notebook, "cpu")))
+        for name, small in smoke.items():
+            big = math.inf if cpu[name] is None else cpu[name]  # None caps nothing (e.g. max_train_cases)
+            if isinstance(small, int) and not isinstance(small, bool) and not name.endswith(("seed", "every")):
+                assert small <= big, f"{notebook}.{name}: smoke {small} > cpu {big}"
+
+
+def test_settings_share_one_vocabulary():
+    """Lengths are `num_epochs` / `num_steps`, learning rates `lr_g` / `lr_d` / `lr`, each run a TrainConfig."""
+    for notebook in config.NOTEBOOK_SETTINGS:
+        for profile in config.PROFILES:
+            for name, _ in _leaves(config.settings_for(notebook, profile)):
+                leaf = name.rsplit(".", 1)[-1]
+                assert not (leaf.endswith("_epochs") and leaf != "num_epochs"), f"{notebook}.{name}"
+                assert not (leaf.startswith("lr") and leaf not in ("lr", "lr_g", "lr_d")), f"{notebook}.{name}"
+                assert not leaf.endswith(("base_width", "_steps_count")), f"{notebook}.{name}"
+    typed = config.settings_for("02_dcgan_medmnist", "smoke")
+    assert isinstance(typed.train, config.TrainConfig) and typed.train.num_epochs >= 1
 
 
 def test_settings_for_unknown_notebook(monkeypatch):

@@ -63,11 +63,11 @@ from course_utils.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from course_utils.config import AMP_MODES, TrainConfig
 from course_utils.data.imageset import ImageSet, to_uint8
 from course_utils.inference import eval_mode
 from course_utils.training.steps import DCGANSteps, GANSteps, StepContext
 
-AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = 1
 _EPOCH_SEED_STRIDE = 1_000_003  # batch-order seed = seed * stride + epoch (a prime, so runs do not overlap)
@@ -83,55 +83,6 @@ _REMEDIES = (
 
 
 # ----------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one `train_gan` run (introduced in notebook 02). Lengths are in epochs unless named steps."""
-
-    num_epochs: int = 20
-    batch_size: int = 128
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam (beta1, beta2); DCGAN's low beta1 steadies training
-    latent_dim: int = 100
-    seed: int = 0  # batch order, training noise and fixed noise (model initialisation is yours to seed)
-    checkpoint_every: int = 1  # epochs between checkpoints; 0: only at the end and on interrupt
-    snapshot_every: int = 1  # epochs between fixed-noise sample grids; 0: only before training and at the end
-    # (snapshots live in the checkpoint: 64 RGB 128 px images are 3 MB each, so space them out for long runs)
-    log_every: int = 50  # steps between GPU -> CPU copies of the logged values (and NaN checks)
-    num_samples: int = 64  # images in each snapshot
-    amp: str = "auto"  # 'auto' | 'off' | 'bf16' | 'fp16' (mixed precision; 'auto' uses it on CUDA only)
-    channels_last: bool = True  # channels-last memory format on CUDA (ignored elsewhere)
-    compile: bool = False  # torch.compile the generator and discriminator for the training steps
-
-    def __post_init__(self) -> None:
-        """Reject settings that cannot work, with the reason."""
-        for name in ("num_epochs", "batch_size", "latent_dim", "log_every", "num_samples"):
-            _require_int(getattr(self, name), name, minimum=1)
-        for name in ("checkpoint_every", "snapshot_every"):
-            _require_int(getattr(self, name), name, minimum=0)
-        _require_int(self.seed, "seed", minimum=0)
-        for name in ("lr_g", "lr_d"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-                raise ValueError(f"{name} must be a positive number such as 2e-4; got {value!r}.")
-        betas = self.betas
-        if not (isinstance(betas, tuple | list) and len(betas) == 2 and all(isinstance(b, int | float) for b in betas)
-                and all(0.0 <= b < 1.0 for b in betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas!r}.")
-        object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
-        if self.amp not in AMP_MODES:
-            raise ValueError(
-                f"amp must be one of {', '.join(repr(m) for m in AMP_MODES)}; got {self.amp!r}. 'auto' uses "
-                "bf16 (or fp16) mixed precision on CUDA and full float32 elsewhere; 'off' always uses float32."
-            )
-
-
-def _require_int(value: Any, name: str, minimum: int) -> None:
-    """ValueError unless `value` is an int >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
 def resolve_amp(amp: str, device: torch.device | str) -> torch.dtype | None:
