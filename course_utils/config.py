@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+from course_utils.checks import require_int
+
 PROFILE_ENV = "COURSE_PROFILE"
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
@@ -103,10 +105,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Reject settings that cannot work, with the reason."""
         for name in ("num_epochs", "batch_size", "latent_dim", "log_every", "num_samples"):
-            _require_int(getattr(self, name), name, minimum=1)
+            require_int(getattr(self, name), name, minimum=1)
         for name in ("checkpoint_every", "snapshot_every"):
-            _require_int(getattr(self, name), name, minimum=0)
-        _require_int(self.seed, "seed", minimum=0)
+            require_int(getattr(self, name), name, minimum=0)
+        require_int(self.seed, "seed", minimum=0)
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
@@ -121,12 +123,6 @@ class TrainConfig:
                 f"amp must be one of {', '.join(repr(m) for m in AMP_MODES)}; got {self.amp!r}. 'auto' uses "
                 "bf16 (or fp16) mixed precision on CUDA and full float32 elsewhere; 'off' always uses float32."
             )
-
-
-def _require_int(value: Any, name: str, minimum: int) -> None:
-    """ValueError unless `value` is an int >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
 
 
 

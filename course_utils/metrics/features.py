@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from course_utils.checks import require_int
 from course_utils.data.imageset import as_image_tensor, as_unit_images, check_unit_images
 from course_utils.inference import eval_mode, model_device
 from course_utils.models.domain_classifier import DomainClassifier
@@ -40,19 +41,13 @@ INCEPTION_WEIGHTS_URL = (
 # ----------------------------------------------------------------------------- input checks
 
 
-def _check_batch_size(batch_size: int) -> None:
-    """ValueError unless batch_size is a positive integer."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-
-
 @torch.no_grad()
 def _apply_in_batches(model: DomainClassifier, images: ArrayLike, batch_size: int,
                       fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """`fn(batch)` for every batch of checked images in eval mode, concatenated on the CPU."""
     if not isinstance(model, DomainClassifier):
         raise TypeError(f"model must be a DomainClassifier (see load_or_train_domain_classifier); got {type(model).__name__}.")
-    _check_batch_size(batch_size)
+    require_int(batch_size, "batch_size")
     images = check_unit_images(images, "images", (model.channels,))
     device = model_device(model)
     with eval_mode(model):
@@ -154,7 +149,7 @@ def inception_fid(
     copy of the weights; `allow_download=False` refuses to fetch them. Raises `InceptionWeightsUnavailableError`
     (saying what is missing and how to get it) when the network or its weights cannot be loaded.
     """
-    _check_batch_size(batch_size)
+    require_int(batch_size, "batch_size")
     real = check_unit_images(real, "real", (1, 3), min_size=1)
     fake = check_unit_images(fake, "fake", (1, 3), min_size=1)
     for name, images in (("real", real), ("fake", fake)):

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from course_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator, _check_positive_int
+from course_utils.checks import require_int
+from course_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 def check_labels(labels: torch.Tensor, batch: int, num_classes: int, who: str) -> torch.Tensor:
@@ -51,9 +52,9 @@ class ConditionalGenerator(nn.Module):
     def __init__(self, latent_dim: int = 100, num_classes: int = 2, image_size: int = 28, channels: int = 1,
                  base_width: int = 64, embed_dim: int = 32) -> None:
         super().__init__()
-        self.latent_dim = _check_positive_int(latent_dim, "latent_dim", "100")
-        self.num_classes = _check_positive_int(num_classes, "num_classes", "2")
-        self.embed_dim = _check_positive_int(embed_dim, "embed_dim", "32")
+        self.latent_dim = require_int(latent_dim, "latent_dim", example="100")
+        self.num_classes = require_int(num_classes, "num_classes", example="2")
+        self.embed_dim = require_int(embed_dim, "embed_dim", example="32")
         self.embedding = nn.Embedding(num_classes, embed_dim)  # (num_classes, embed_dim)
         self.body = DCGANGenerator(latent_dim + embed_dim, image_size, channels, base_width)
         self.image_size, self.channels, self.base_width = image_size, channels, base_width
@@ -81,7 +82,7 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, num_classes: int = 2, image_size: int = 28, channels: int = 1, base_width: int = 64,
                  spectral_norm: bool = True) -> None:
         super().__init__()
-        self.num_classes = _check_positive_int(num_classes, "num_classes", "2")
+        self.num_classes = require_int(num_classes, "num_classes", example="2")
         dcgan = DCGANDiscriminator(image_size, channels, base_width, spectral_norm=spectral_norm)
         self.trunk = dcgan.net[:-1]  # every layer but the last conv: (B, C, H, W) -> (B, F, 7, 7) at 28 px
         self.psi = dcgan.net[-1]  # the unconditional head: (B, F, 7, 7) -> (B, 1, 1, 1)

@@ -19,18 +19,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from course_utils.checks import require_int
+
 SMALL_SIZE = 28  # MedMNIST's native size: a 7 -> 14 -> 28 stack
 POWER_OF_TWO_SIZES: tuple[int, ...] = (32, 64, 128, 256)  # a 4 -> 8 -> ... -> size stack
 SUPPORTED_SIZES: tuple[int, ...] = (SMALL_SIZE, *POWER_OF_TWO_SIZES)
 INIT_STD = 0.02  # DCGAN's weight initialisation: N(0, 0.02)
 LEAKY_SLOPE = 0.2  # DCGAN's LeakyReLU slope in the discriminator
-
-
-def _check_positive_int(value: object, name: str, example: str) -> int:
-    """`value` if it is a positive int, else a ValueError that names the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer (e.g. {example}); got {value!r}.")
-    return value
 
 
 def _check_image_size(image_size: object) -> int:
@@ -137,10 +132,10 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, latent_dim: int = 100, image_size: int = 28, channels: int = 1, base_width: int = 64) -> None:
         super().__init__()
-        self.latent_dim = _check_positive_int(latent_dim, "latent_dim", "100")
+        self.latent_dim = require_int(latent_dim, "latent_dim", example="100")
         self.image_size = _check_image_size(image_size)
-        self.channels = _check_positive_int(channels, "channels", "1 for grey-scale, 3 for RGB")
-        self.base_width = _check_positive_int(base_width, "base_width", "64")
+        self.channels = require_int(channels, "channels", example="1 for grey-scale, 3 for RGB")
+        self.base_width = require_int(base_width, "base_width", example="64")
         self.net = nn.Sequential(*generator_layers(latent_dim, image_size, channels, base_width))
         self.apply(init_dcgan_weights)
 
@@ -174,8 +169,8 @@ class DCGANDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         self.image_size = _check_image_size(image_size)
-        self.channels = _check_positive_int(channels, "channels", "1 for grey-scale, 3 for RGB")
-        self.base_width = _check_positive_int(base_width, "base_width", "64")
+        self.channels = require_int(channels, "channels", example="1 for grey-scale, 3 for RGB")
+        self.base_width = require_int(base_width, "base_width", example="64")
         self.spectral_norm = bool(spectral_norm)
         self.batch_norm = (not spectral_norm) if batch_norm is None else bool(batch_norm)
         layers, convs = discriminator_layers(image_size, channels, base_width, self.batch_norm)

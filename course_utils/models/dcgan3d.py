@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from course_utils.checks import require_int
 from course_utils.models.dcgan import (
     SMALL_SIZE,
-    _check_positive_int,
     discriminator_layers,
     generator_layers,
     init_dcgan_weights,
@@ -43,10 +43,10 @@ class DCGANGenerator3D(nn.Module):
 
     def __init__(self, latent_dim: int = 64, volume_size: int = 28, channels: int = 1, base_width: int = 16) -> None:
         super().__init__()
-        self.latent_dim = _check_positive_int(latent_dim, "latent_dim", "64")
+        self.latent_dim = require_int(latent_dim, "latent_dim", example="64")
         self.volume_size = _check_volume_size(volume_size)
-        self.channels = _check_positive_int(channels, "channels", "1")
-        self.base_width = _check_positive_int(base_width, "base_width", "16")
+        self.channels = require_int(channels, "channels", example="1")
+        self.base_width = require_int(base_width, "base_width", example="16")
         self.net = nn.Sequential(*generator_layers(latent_dim, volume_size, channels, base_width, dims=3))
         self.apply(init_dcgan_weights)
 
@@ -72,8 +72,8 @@ class DCGANDiscriminator3D(nn.Module):
                  spectral_norm: bool = False, batch_norm: bool | None = None) -> None:
         super().__init__()
         self.volume_size = _check_volume_size(volume_size)
-        self.channels = _check_positive_int(channels, "channels", "1")
-        self.base_width = _check_positive_int(base_width, "base_width", "16")
+        self.channels = require_int(channels, "channels", example="1")
+        self.base_width = require_int(base_width, "base_width", example="16")
         self.spectral_norm = bool(spectral_norm)
         self.batch_norm = (not spectral_norm) if batch_norm is None else bool(batch_norm)
         layers, convs = discriminator_layers(volume_size, channels, base_width, self.batch_norm, dims=3)

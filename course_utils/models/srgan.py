@@ -27,12 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _positive_int(value: int, name: str) -> int:
-    """ValueError unless `value` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-    return value
+from course_utils.checks import require_int
 
 
 class ResidualBlock(nn.Module):
@@ -57,9 +52,9 @@ class SRResNetGenerator(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 1, width: int = 64, num_blocks: int = 16,
                  batch_norm: bool = True, residual: bool = True) -> None:
         super().__init__()
-        _positive_int(width, "width")
-        _positive_int(channels, "channels")
-        _positive_int(num_blocks, "num_blocks")
+        require_int(width, "width")
+        require_int(channels, "channels")
+        require_int(num_blocks, "num_blocks")
         if scale not in (2, 4, 8):
             raise ValueError(f"scale must be 2, 4 or 8 (one pixel-shuffle stage per factor 2); got {scale!r}.")
         self.scale, self.channels, self.residual = scale, channels, residual
@@ -94,9 +89,9 @@ class SRGANDiscriminator(nn.Module):
 
     def __init__(self, channels: int = 1, width: int = 32, num_stages: int = 4, batch_norm: bool = True) -> None:
         super().__init__()
-        _positive_int(channels, "channels")
-        _positive_int(width, "width")
-        _positive_int(num_stages, "num_stages")
+        require_int(channels, "channels")
+        require_int(width, "width")
+        require_int(num_stages, "num_stages")
         self.channels = channels
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
         c_in = width

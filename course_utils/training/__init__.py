@@ -14,6 +14,7 @@ from course_utils.training.loop import (
     TrainingResult,
     batch_order,
     resolve_amp,
+    run_one_step,
     train_gan,
 )
 from course_utils.training.steps import (
@@ -28,5 +29,5 @@ from course_utils.training.steps import (
 __all__ = [
     "AMP_MODES", "CHECKPOINT_NAME", "ConditionalGANSteps", "DCGANSteps", "GANSteps", "PairedSteps",
     "SegmentationSteps", "StepContext", "TrainConfig", "TrainingDivergedError", "TrainingInterrupted",
-    "TrainingResult", "batch_order", "resolve_amp", "train_gan",
+    "TrainingResult", "batch_order", "resolve_amp", "run_one_step", "train_gan",
 ]

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_utils.checks import require_int
 from course_utils.data.imageset import to_model_range
 from course_utils.losses import (
     PIXEL_LOSSES,
@@ -43,7 +44,6 @@ from course_utils.losses import (
     pixel_loss,
 )
 from course_utils.models.conditional import check_labels, snapshot_labels
-from course_utils.models.dcgan import _check_positive_int
 
 if TYPE_CHECKING:
     from course_utils.training.loop import TrainConfig
@@ -323,7 +323,7 @@ class ConditionalGANSteps(GANSteps):
 
     def __init__(self, num_classes: int, d_loss: Any = d_loss_hinge, g_loss: Any = g_loss_hinge,
                  outputs_are_logits: bool = False) -> None:
-        self.num_classes = _check_positive_int(num_classes, "num_classes", "2")
+        self.num_classes = require_int(num_classes, "num_classes", example="2")
         if not callable(d_loss) or not callable(g_loss):
             raise TypeError("d_loss and g_loss must be functions such as course_utils.losses.d_loss_hinge.")
         self.d_loss, self.g_loss = d_loss, g_loss

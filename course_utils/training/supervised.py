@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course_utils.checks import require_int
 from course_utils.data.imageset import as_image_tensor, as_model_images, as_unit_images, check_unit_images
 from course_utils.device import pick_device
 from course_utils.inference import model_device
@@ -102,12 +103,6 @@ def _check_training_data(images: Any, labels: Any, num_classes: int) -> tuple[to
     return images, labels
 
 
-def _check_positive(value: Any, name: str, minimum: int = 1) -> None:
-    """ValueError unless `value` is an integer >= `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
-
-
 def train_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -129,8 +124,8 @@ def train_classifier(
     `labels` in the cross-entropy; `'none'` the plain loss. `augment(images, generator)` (float [-1, 1] batch in,
     same shape out) is applied to every batch with a generator seeded from `seed`. Ends in eval mode.
     """
-    _check_positive(steps, "steps")
-    _check_positive(batch_size, "batch_size (batch norm needs 2)", minimum=2)
+    require_int(steps, "steps")
+    require_int(batch_size, "batch_size (batch norm needs 2 images)", minimum=2)
     if imbalance not in IMBALANCE_MODES:
         raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}; got {imbalance!r}.")
     images, labels = _check_training_data(images, labels, num_classes)
@@ -200,8 +195,8 @@ def train_domain_classifier(
     num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < max(2, int(labels.max()) + 1):
         raise ValueError(f"num_classes must be an integer >= 2 and > the largest label {int(labels.max())}; got {num_classes!r}.")
-    _check_positive(epochs, "epochs")
-    _check_positive(batch_size, "batch_size")
+    require_int(epochs, "epochs")
+    require_int(batch_size, "batch_size")
     if images.shape[0] < 2:
         raise ValueError(f"train has {images.shape[0]} image(s); need at least 2 to train with batch norm.")
     device = torch.device(device) if device is not None else pick_device()
