@@ -1,6 +1,6 @@
 """Checkpoints: atomic save, safe (weights-only) load, config compatibility check, RNG state.
 
-Introduced in notebook 02 (`02_dcgan_medmnist`, "checkpoints and resume"); `training.py` uses it.
+Introduced in notebook 02 (`02_dcgan_medmnist`, "checkpoints and resume"); `course_utils.training.loop` uses it.
 
 A checkpoint is one file written by `torch.save` holding a dict: the caller's `state` (state_dicts,
 counters, histories, `rng_state()`) plus the run's settings under the key `"config"`. Everything in
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from course_utils.data.staging import process_alive
+from course_utils.checks import process_alive
 
 CONFIG_KEY = "config"
 _MISSING = "<missing>"

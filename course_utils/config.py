@@ -5,7 +5,7 @@ on a machine where torch sees no CUDA GPU still gives `gpu`, with a warning (onc
 would run for hours on the CPU.
 A notebook's Configuration cell calls `settings_for("<notebook stem>")` and reads nothing else.
 
-Every training run's settings are a `TrainConfig` (the one `train_gan` takes), and every settings class uses one
+Every `train_gan` run's settings are a `TrainConfig`, and every settings class uses one
 vocabulary: `num_epochs`, `batch_size`, `lr_g`, `lr_d`, `betas`, `latent_dim` (inside a `TrainConfig`), `width`
 (channels of a network's first or last stage), `num_steps` (optimisation steps where a run is not in epochs).
 A notebook with several runs has one `TrainConfig` per run (e.g. 05's `pretrain`, `srgan`, `x2`).
@@ -13,6 +13,7 @@ A notebook with several runs has one `TrainConfig` per run (e.g. 05's `pretrain`
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
@@ -22,6 +23,7 @@ from typing import Any, Literal, overload
 from course_utils.checks import require_int
 
 PROFILE_ENV = "COURSE_PROFILE"
+STEP_CAP_ENV = "COURSE_STEP_CAP"  # e.g. 2: every training run of the profile stops after 2 steps (checks only)
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
 PROFILE_DESCRIPTIONS: dict[str, str] = {
@@ -99,8 +101,9 @@ class TrainConfig:
     log_every: int = 50  # steps between GPU -> CPU copies of the logged values (and NaN checks)
     num_samples: int = 64  # images in each snapshot
     amp: str = "auto"  # 'auto' | 'off' | 'bf16' | 'fp16' (mixed precision; 'auto' uses it on CUDA only)
-    channels_last: bool = True  # channels-last memory format on CUDA (ignored elsewhere)
+    channels_last: bool | None = None  # channels-last memory format; None: on CUDA only (True: on every device)
     compile: bool = False  # torch.compile the generator and discriminator for the training steps
+    max_steps: int | None = None  # at most this many steps per epoch (the first max_steps x batch_size samples)
 
     def __post_init__(self) -> None:
         """Reject settings that cannot work, with the reason."""
@@ -109,6 +112,8 @@ class TrainConfig:
         for name in ("checkpoint_every", "snapshot_every"):
             require_int(getattr(self, name), name, minimum=0)
         require_int(self.seed, "seed", minimum=0)
+        if self.max_steps is not None:
+            require_int(self.max_steps, "max_steps", minimum=1)
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
@@ -503,6 +508,46 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
+CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps")
+CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
+
+
+def apply_step_cap(settings: Any, cap: int) -> Any:
+    """`settings` with every training run cut to `cap` optimisation steps, and nothing else changed.
+
+    The explicit mechanism behind `COURSE_STEP_CAP` (used to check a profile on a machine it is not meant for,
+    e.g. the `gpu` profile on a CPU): every `TrainConfig` runs one epoch of at most `cap` steps, the step counts
+    named in `CAPPED_COUNTS` are at most `cap`, every domain classifier trains one epoch, and seed lists keep
+    their first two seeds. Image sizes, widths, batch sizes, data and evaluation stay the profile's own, so the
+    shapes, files and code paths are exactly those of a full run; the numbers are meaningless.
+    """
+    require_int(cap, "step cap")
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, TrainConfig):
+            changes[field.name] = dataclasses.replace(value, num_epochs=1, max_steps=cap)
+        elif isinstance(value, DomainClassifierSettings):
+            changes[field.name] = dataclasses.replace(value, num_epochs=1)
+        elif dataclasses.is_dataclass(value):
+            changes[field.name] = apply_step_cap(value, cap)
+        elif field.name in CAPPED_COUNTS and isinstance(value, int):
+            changes[field.name] = min(value, cap)
+        elif field.name in CAPPED_SEEDS and isinstance(value, tuple):
+            changes[field.name] = value[:2]
+    return dataclasses.replace(settings, **changes)
+
+
+def step_cap() -> int | None:
+    """The cap set by `COURSE_STEP_CAP`, or None when it is unset."""
+    value = os.environ.get(STEP_CAP_ENV, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ProfileError(f"{STEP_CAP_ENV}={value!r} must be a whole number of training steps >= 1 (e.g. 2), or unset.")
+    return int(value)
+
+
 NotebookName = Literal[
     "00_setup_and_data", "01_gan_theory_and_loss_math", "02_dcgan_medmnist", "03_evaluating_gans",
     "04_conditional_gan_augmentation", "05_srgan_mri_super_resolution", "06_denoising_gan", "07_segmentation_gan",
@@ -548,4 +593,9 @@ def settings_for(notebook: str, profile: str | None = None) -> Any:
     except KeyError:
         known = ", ".join(sorted(NOTEBOOK_SETTINGS))
         raise ProfileError(f"No settings for notebook {notebook!r}. Known notebooks: {known}.") from None
+    cap = step_cap()
+    if cap is not None:
+        warnings.warn(f"{STEP_CAP_ENV}={cap}: every training run of {notebook} stops after {cap} step(s); the "
+                      "shapes and code paths are the profile's own, the numbers mean nothing.", stacklevel=2)
+        return apply_step_cap(per_profile[profile], cap)
     return per_profile[profile]

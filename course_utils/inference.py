@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from course_utils.data.imageset import as_model_images, to_model_range, to_uint8
+from course_utils.data.imageset import as_model_images, to_model_range
 from course_utils.data.slicing import pad_to_square
 from course_utils.models.conditional import ConditionalGenerator, check_labels
 
@@ -39,19 +39,6 @@ def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     parameter = next(model.parameters(), None)
     return parameter.device if parameter is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def generate(generator: nn.Module, count: int, latent_dim: int, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
-    """`count` uint8 images `(count, C, H, W)` on the CPU from an unconditional generator, noise drawn with `seed`.
-
-    The noise is drawn on the CPU, so the images are the same on every device for a given seed.
-    """
-    z = torch.randn(count, latent_dim, generator=torch.Generator().manual_seed(seed))  # (count, latent_dim)
-    device = model_device(generator)
-    with eval_mode(generator):
-        chunks = [to_uint8(generator(z[i:i + batch_size].to(device))) for i in range(0, count, batch_size)]
-    return torch.cat(chunks)
 
 
 @torch.no_grad()
@@ -141,5 +128,5 @@ def segment_stack(segmenter: nn.Module, stack: ArrayLike, batch_size: int = 64) 
     return torch.cat(labels).numpy()
 
 
-__all__ = ["eval_mode", "generate", "generate_conditional", "model_device", "predict_images",
+__all__ = ["eval_mode", "generate_conditional", "model_device", "predict_images",
            "predict_probabilities", "predict_volume", "segment_stack"]

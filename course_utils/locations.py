@@ -22,8 +22,9 @@ _FALSE_WORDS = frozenset({"", "0", "false", "no", "off", "n", "f"})
 
 def repository_root() -> Path | None:
     """The course repository (the folder holding `pyproject.toml` and `notebooks/`), if we are in one."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2], *Path.cwd().resolve().parents, Path.cwd().resolve()]
+    here = Path(__file__).resolve()  # <repo>/course_utils/locations.py in a clone (also an editable install)
+    cwd = Path.cwd().resolve()
+    candidates = [here.parents[1], cwd, *cwd.parents]
     for folder in candidates:
         if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
             return folder
@@ -70,9 +71,12 @@ def medmnist_dirs() -> list[Path]:
 def _is_writable(folder: Path) -> bool:
     """True if `folder` exists and is a writable folder, or can be created."""
     probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    return probe.is_dir() and os.access(probe, os.W_OK)
+    try:
+        while not probe.exists():
+            probe = probe.parent
+        return probe.is_dir() and os.access(probe, os.W_OK)
+    except OSError:  # an unreadable folder on the way
+        return False
 
 
 def download_root() -> Path:
@@ -111,6 +115,14 @@ def offline_hint() -> str:
     """How to allow downloads again, for messages shown when `COURSE_OFFLINE` forbids them."""
     return (f"Downloads are off because {OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '')!r}; allow them with "
             f"`unset {OFFLINE_ENV}` (or `{OFFLINE_ENV}=0`), or in a notebook `%env {OFFLINE_ENV}=0`.")
+
+
+def present(path: Path, kind: str = "file") -> bool:
+    """True if `path` is a file (or folder, `kind="dir"`) or cannot be looked at (so it is reported, not skipped)."""
+    try:
+        return path.is_dir() if kind == "dir" else path.is_file()
+    except OSError:  # e.g. PermissionError on a folder we may not enter: a copy we must report as unreadable
+        return True
 
 
 def checkpoint_root() -> Path:

@@ -156,7 +156,7 @@ class FeatureLoss(torch.nn.Module):
     """Perceptual loss: mean over layers of the MSE between feature maps of output and target (notebook 05).
 
     `network` maps images `(B, C, H, W)` in [-1, 1] to a list of feature maps (see
-    `course_utils.models.feature_nets`); it is frozen. Gradients flow through it to the output image only.
+    `course_utils.models.perceptual`); it is frozen. Gradients flow through it to the output image only.
     """
 
     def __init__(self, network: torch.nn.Module, name: str) -> None:

@@ -1,4 +1,4 @@
-"""What a notebook tells `make course`: its headline figure and any fallback data it used.
+"""What a notebook tells `make course`: its headline figure, any fallback data it used, the memory its runs need.
 
 Each call prints a tagged line (so a reader sees it) and, when `COURSE_REPORT_PATH` is set by the
 runner, appends a JSON record to that file (so the summary table can show it).
@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 REPORT_ENV = "COURSE_REPORT_PATH"
+MEMORY_ENV = "COURSE_MEMORY_ESTIMATE"  # 1: train_gan estimates and reports the memory of every run it starts
 
 
 def _append(record: dict[str, str]) -> None:
@@ -31,6 +32,12 @@ def note_fallback(dataset: str, used: str, reason: str) -> None:
     """Record that `dataset` was unavailable and `used` stood in for it, and why."""
     print(f"FALLBACK: {dataset} -> {used} ({reason})")
     _append({"kind": "fallback", "dataset": dataset, "used": used, "reason": reason})
+
+
+def memory(run: str, total_bytes: int, text: str) -> None:
+    """Record the accelerator memory one training run's settings need (from `training.memory`)."""
+    print(f"MEMORY: {run}: {text}")
+    _append({"kind": "memory", "run": run, "bytes": str(int(total_bytes)), "text": text})
 
 
 def read_report(path: str | Path) -> list[dict[str, str]]:

@@ -36,6 +36,7 @@ class NotebookRun:
     seconds: float
     headline: str
     fallbacks: tuple[str, ...]
+    memory_bytes: int = 0  # the largest accelerator memory estimate of its training runs (COURSE_MEMORY_ESTIMATE=1)
 
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -171,22 +172,26 @@ def run_course(
         records = read_report(report_path)
         headlines = [r["text"] for r in records if r["kind"] == "headline"]
         fallbacks = tuple(sorted({f"{r['dataset']}->{r['used']}" for r in records if r["kind"] == "fallback"}))
-        runs.append(NotebookRun(path.stem, status, seconds, headlines[-1] if headlines else "", fallbacks))
+        memory = max((int(r["bytes"]) for r in records if r["kind"] == "memory"), default=0)
+        runs.append(NotebookRun(path.stem, status, seconds, headlines[-1] if headlines else "", fallbacks, memory))
     return runs
 
 
 def format_summary(runs: list[NotebookRun], profile: str) -> str:
-    """A Markdown table: notebook, status, wall time, headline figure, data used."""
+    """A Markdown table: notebook, status, wall time, headline figure, data used (and memory, when estimated)."""
+    with_memory = any(run.memory_bytes for run in runs)
     lines = [
         f"Course run, profile `{profile}`",
         "",
-        "| notebook | status | wall time | headline | data |",
-        "|---|---|---:|---|---|",
+        "| notebook | status | wall time | headline | data |" + (" peak memory (est.) |" if with_memory else ""),
+        "|---|---|---:|---|---|" + ("---:|" if with_memory else ""),
     ]
     for run in runs:
         data = "fallback: " + ", ".join(run.fallbacks) if run.fallbacks else "as planned"
         cells = [_table_cell(run.name), _table_cell(run.status), f"{run.seconds:.1f} s", _table_cell(run.headline),
                  _table_cell(data)]
+        if with_memory:
+            cells.append(f"{run.memory_bytes / 1e9:.2f} GB" if run.memory_bytes else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -10,11 +10,14 @@ from pathlib import Path
 import matplotlib
 import pytest
 
+from course_utils.locations import resolve_course_dir
+
 matplotlib.use("Agg")
 os.environ.setdefault("COURSE_HEADLESS", "1")
 
 _CONFIGURED = os.environ.get("COURSE_DATA_DIR", "").strip()
-MIRROR = (Path(_CONFIGURED) if _CONFIGURED else Path(__file__).resolve().parents[2] / "shared" / "data").resolve()
+MIRROR = (resolve_course_dir(_CONFIGURED) if _CONFIGURED
+          else (Path(__file__).resolve().parents[2] / "shared" / "data").resolve())
 
 
 def mirror_or_skip() -> Path:

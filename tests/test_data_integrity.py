@@ -514,3 +514,101 @@ def test_download_disk_full_says_disk_not_network(empty_data, file_server, monke
         download_module.download_file(url, target, _md5(payload), fix_hint="`retry`")
     assert "network" not in str(info.value)
     assert list(target.parent.iterdir()) == []
+
+
+# --- review follow-ups -----------------------------------------------------------------------------
+
+def test_repository_root_is_found_from_any_folder(tmp_path, monkeypatch):
+    import course_utils
+
+    monkeypatch.chdir(tmp_path)
+    assert locations.repository_root() == Path(course_utils.__file__).resolve().parents[1]
+
+
+def test_many_hippocampus_entries_cannot_add_up_to_gigabytes(tmp_path, monkeypatch, capsys):
+    names = sorted(hippocampus.shipped_manifest())[:40]
+    declared = {f"{H}/{name}": hippocampus.OFFICIAL_BYTES // 2 for name in names}  # each far above any real file
+    assert sum(declared.values()) > 10 * hippocampus.OFFICIAL_BYTES
+    bomb = tmp_path / "many.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, size in declared.items():
+            archive.writestr(name, bytes(size))
+        archive.writestr(bundle_module.MANIFEST_NAME, json.dumps({n: "0" * 32 for n in declared}))
+    monkeypatch.setattr(bundle_module, "_extract", lambda *a: pytest.fail("must refuse before extracting"))
+    assert cli.main(["unbundle", str(bomb), "--into", str(tmp_path / "room")]) == 2
+    assert "more than the official files" in capsys.readouterr().err
+
+
+def test_an_oversized_manifest_is_not_read(tmp_path, capsys):
+    path = tmp_path / "big-manifest.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(bundle_module.MANIFEST_NAME, "{" + " " * (3 << 20) + "}")
+    assert cli.main(["unbundle", str(path), "--into", str(tmp_path / "room")]) == 2
+    assert "far more than a list" in capsys.readouterr().err
+
+
+def test_a_deeply_nested_manifest_is_a_message(tmp_path, capsys):
+    path = tmp_path / "nested.zip"
+    _zip(path, {}, "[" * 100_000 + "]" * 100_000)
+    assert cli.main(["unbundle", str(path), "--into", str(tmp_path / "room")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_corrupt_compressed_data_is_a_message(official_bundle, tmp_path, capsys):
+    source = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(official_bundle) as old, zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            if item.filename in (NPZ, bundle_module.MANIFEST_NAME):
+                new.writestr(item.filename, old.read(item))
+    raw = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as archive:
+        info = archive.getinfo(NPZ)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for offset in range(start + 100, start + 100 + 64):  # scramble the middle of the deflate stream
+        raw[offset] ^= 0xFF
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(bytes(raw))
+    assert cli.main(["unbundle", str(broken), "--into", str(tmp_path / "room")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and "\n" not in err.strip()
+
+
+def test_an_unreadable_copy_is_reported_not_a_crash(shadowed, monkeypatch):
+    bad, good = shadowed
+    real_is_file, real_stat = Path.is_file, Path.stat
+
+    def refuse(real):
+        def wrapped(self, *args, **kwargs):
+            if self == bad:  # as in a folder the learner may not read: Python 3.11 raises instead of saying False
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(Path, "is_file", refuse(real_is_file))
+    monkeypatch.setattr(Path, "stat", refuse(real_stat))
+    medmnist_data._VERIFIED.clear()
+    with pytest.warns(UserWarning, match="cannot be read"):
+        assert medmnist_data.ensure_file("breastmnist", 28, download=False) == good
+
+
+def test_a_corrupt_hand_copied_archive_does_not_hide_a_good_one(mirror, empty_data, tmp_path, monkeypatch):
+    payload = _official_like_tar(mirror / H)
+    monkeypatch.setattr(hippocampus, "ARCHIVE_MD5", _md5(payload))
+    (empty_data / hippocampus.ARCHIVE_NAME).write_bytes(b"truncated")
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    (repo / "data" / hippocampus.ARCHIVE_NAME).write_bytes(payload)
+    monkeypatch.setattr(locations, "repository_root", lambda: repo)
+    with pytest.warns(UserWarning, match="Using the intact archive"):
+        folder = hippocampus.ensure_hippocampus(download=False)
+    assert hippocampus.verify_folder(folder) == []
+
+
+def test_an_intact_later_hippocampus_folder_wins_over_a_broken_earlier_one(hippocampus_copy, mirror, tmp_path,
+                                                                          monkeypatch):
+    (hippocampus_copy / "labelsTr" / "hippocampus_001.nii.gz").unlink()
+    repo = tmp_path / "repo"
+    shutil.copytree(mirror / H, repo / "data" / H)
+    monkeypatch.setattr(locations, "repository_root", lambda: repo)
+    with pytest.warns(UserWarning, match="was skipped"):
+        assert hippocampus.ensure_hippocampus(download=False) == repo / "data" / H

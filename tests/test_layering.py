@@ -12,7 +12,7 @@ BASE = {"checks", "config", "device", "report", "locations", "exercises"}
 ALLOWED: dict[str, set[str]] = {
     **{name: BASE for name in BASE},
     "data": BASE,
-    "checkpoint": BASE | {"data"},
+    "checkpoint": BASE,
     "augmentation": BASE | {"data"},
     "models": BASE | {"data"},
     "losses": BASE | {"data", "models"},

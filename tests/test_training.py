@@ -619,3 +619,18 @@ def test_run_one_step_matches_a_hand_written_dcgan_step():
     assert logs["loss_g"] == pytest.approx(loss_g.item(), rel=1e-6)
     for a, b in zip([*g_pkg.parameters(), *d_pkg.parameters()], [*g_hand.parameters(), *d_hand.parameters()], strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_a_checkpoint_from_an_older_course_version_says_so(data, tmp_path) -> None:
+    from course_utils.checkpoint import save_checkpoint
+
+    config = dataclass_replace(CONFIG, num_epochs=1)
+    train_gan(*make_models(), data, config, checkpoint_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "last.pt")
+    old_settings = state.pop("config")
+    old_settings.pop("amp")
+    old_settings["data"].pop("fingerprint")  # what checkpoints recorded before these checks existed
+    save_checkpoint(tmp_path / "last.pt", state, old_settings)
+    with pytest.raises(CheckpointMismatchError, match="older version of the course.*resume=False"):
+        train_gan(*make_models(), data, dataclass_replace(config, num_epochs=2), checkpoint_dir=tmp_path,
+                  progress=False)

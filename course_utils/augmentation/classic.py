@@ -101,7 +101,7 @@ def random_intensity(images: torch.Tensor, brightness: float = 0.1, contrast: tu
 class ClassicAugment:
     """Flip, affine and intensity augmentation as one callable `augment(images, generator)` (notebook 04).
 
-    Pass it to `course_utils.models.classifier.train_classifier(augment=ClassicAugment())`.
+    Pass it to `course_utils.training.supervised.train_classifier(augment=ClassicAugment())`.
     """
 
     flip_p: float = 0.5

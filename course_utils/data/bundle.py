@@ -2,9 +2,11 @@
 
 Only official files travel: MedMNIST `.npz` files (checked against `medmnist.INFO`) and the hippocampus
 training volumes (checked against the MD5 list shipped in this package) plus its `dataset.json`. A bundle
-never supplies checksums of its own that are trusted, any other entry is ignored (and said so), and the whole
-bundle is refused before anything is unpacked when it is malformed, larger than the official files can be,
-or larger than the free disk space. Installing replaces folders in the crash-safe order of `staging`.
+never supplies checksums of its own that are trusted. Any other file inside `medmnist/` or `Task04_Hippocampus/`
+(a script, a checksum list) is ignored and named; the whole bundle is refused before anything is unpacked when
+it is malformed (not a zip, a bad manifest, unsafe paths, unknown top-level or nested folders, missing members),
+larger than the official files can be, or larger than the free disk space. Installing replaces folders in the
+crash-safe order of `staging` (an existing hippocampus folder is replaced whole, extra files in it included).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import re
 import shutil
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from course_utils.data import hippocampus, medmnist_data
@@ -26,6 +29,7 @@ from course_utils.locations import MEDMNIST_SUBDIR, download_root
 MANIFEST_NAME = "COURSE_BUNDLE.json"
 FRESH_COPY = "Ask for a fresh copy of the bundle, or make one with `python -m course_utils.data bundle FILE.zip`."
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
+MANIFEST_MAX_BYTES = 1 << 20  # the real list of ~530 names and checksums is about 40 kB
 SIZE_MARGIN = 1.05  # declared sizes may exceed the official bound by 5 % before a bundle is refused
 
 
@@ -97,19 +101,29 @@ def _size_bound(name: str) -> int:
         return medmnist_data.max_file_bytes(*_official_medmnist(rest))
     if rest == hippocampus.DATASET_JSON:
         return hippocampus.DATASET_JSON_MAX_BYTES
-    return hippocampus.OFFICIAL_BYTES
+    return hippocampus.MAX_FILE_BYTES
+
+
+def _total_bound(names: list[str]) -> int:
+    """The largest total the official files of these names can have: the hippocampus set counts once."""
+    medmnist = sum(_size_bound(name) for name in names if name.startswith(f"{MEDMNIST_SUBDIR}/"))
+    has_hippocampus = any(name.startswith(f"{hippocampus.FOLDER}/") for name in names)
+    return medmnist + (hippocampus.OFFICIAL_BYTES + hippocampus.DATASET_JSON_MAX_BYTES if has_hippocampus else 0)
 
 
 def _read_manifest(bundle: Path, archive: zipfile.ZipFile) -> dict[str, str]:
     """The bundle's {name: md5}, or CorruptDataError saying what is wrong with it."""
     try:
-        raw = archive.read(MANIFEST_NAME)
+        info = archive.getinfo(MANIFEST_NAME)
     except KeyError:
         raise CorruptDataError(f"{bundle} has no {MANIFEST_NAME}; it is not a course data bundle. {FRESH_COPY}") from None
+    if info.file_size > MANIFEST_MAX_BYTES:
+        raise CorruptDataError(f"{bundle}: {MANIFEST_NAME} declares {info.file_size:,} bytes, far more than a list "
+                               f"of the course's files; it was not read. {FRESH_COPY}")
     try:
-        manifest = json.loads(raw)
-    except ValueError as error:
-        raise CorruptDataError(f"{bundle}: {MANIFEST_NAME} is not valid JSON ({error}). {FRESH_COPY}") from None
+        manifest = json.loads(archive.read(info))
+    except (ValueError, RecursionError) as error:
+        raise CorruptDataError(f"{bundle}: {MANIFEST_NAME} is not valid JSON ({type(error).__name__}). {FRESH_COPY}") from None
     if not isinstance(manifest, dict) or not manifest:
         raise CorruptDataError(f"{bundle}: {MANIFEST_NAME} must be a non-empty {{name: md5}} object. {FRESH_COPY}")
     for name, digest in manifest.items():
@@ -154,7 +168,7 @@ def check_bundle(bundle: Path, archive: zipfile.ZipFile, root: Path) -> tuple[di
     if not official:
         raise CorruptDataError(f"{bundle} holds no official course file; nothing was installed. {FRESH_COPY}")
     declared = sum(infos[name].file_size for name in official)
-    bound = sum(_size_bound(name) for name in official)
+    bound = _total_bound(list(official))
     too_big = [name for name in official if infos[name].file_size > _size_bound(name) * SIZE_MARGIN]
     if too_big or declared > bound * SIZE_MARGIN:
         first = too_big[0] if too_big else "the whole bundle"
@@ -202,7 +216,10 @@ def _install(root: Path, staging: Path, names: list[str]) -> list[str]:
 def unpack_bundle(bundle: Path, root: Path | None = None) -> list[str]:
     """Check a bundle (structure, sizes, then every file's official checksum) and only then install it."""
     bundle = Path(bundle)
-    root = Path(root) if root else download_root()
+    try:
+        root = Path(root) if root else download_root()
+    except PermissionError as error:
+        raise UnreadableDataError(f"{error} Or name a folder with `--into FOLDER`.") from error
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -225,12 +242,19 @@ def unpack_bundle(bundle: Path, root: Path | None = None) -> list[str]:
                 f"{bundle}: {len(set(bad))} files are missing or do not match their official checksums (first: "
                 f"{sorted(set(bad))[0]}); nothing was installed. {FRESH_COPY}"
             )
-        return _install(root, staging, list(official))
+        try:
+            return _install(root, staging, list(official))
+        except OSError as error:
+            raise UnreadableDataError(f"Installing {bundle} into {root} failed part-way ({error}); the files "
+                                      "checked so far may be in place, the hippocampus folder is the old or the "
+                                      "new one, never a mix. Free space or fix the folder's permissions and run "
+                                      "unbundle again.") from error
     except DataError:
         raise
     except FileNotFoundError as error:
         raise UnreadableDataError(f"There is no bundle at {bundle} ({error.strerror}). Check the file name.") from error
-    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError) as error:
+    except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile, NotImplementedError, RuntimeError, zlib.error) as error:
+        # (RuntimeError: an encrypted entry; zlib.error: corrupt compressed data)
         raise CorruptDataError(f"{bundle} is not a readable zip bundle ({type(error).__name__}: {error}); it is "
                                f"truncated or another kind of file. Nothing was installed. {FRESH_COPY}") from error
     except OSError as error:

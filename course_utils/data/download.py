@@ -44,6 +44,22 @@ def _free_space(folder: Path) -> str:
         return "free space unknown"
 
 
+class _LocalWriteError(Exception):
+    """An OSError while writing the local file (disk full, permissions), told apart from network errors."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_local(operation, *args):
+    """Run a local file operation; its OSError becomes a `_LocalWriteError`."""
+    try:
+        return operation(*args)
+    except OSError as error:
+        raise _LocalWriteError(error) from error
+
+
 def download_file(url: str, target: Path, md5: str, fix_hint: str, timeout: float = 30.0,
                   deadline_s: float = DEADLINE_S) -> Path:
     """Fetch `url` to `target` via a hidden `.part` file, renamed only if its MD5 equals `md5`.
@@ -63,8 +79,9 @@ def download_file(url: str, target: Path, md5: str, fix_hint: str, timeout: floa
         with urllib.request.urlopen(url, timeout=timeout) as response, partial.open("wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False) as bar:
-                for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
+                # read1: whatever has arrived (up to 1 MiB), so a trickling server cannot outlast the deadline
+                for block in iter(lambda: response.read1(CHUNK), b""):
+                    _write_local(out.write, block)
                     digest.update(block)
                     bar.update(len(block))
                     if time.monotonic() - started > deadline_s:
@@ -74,26 +91,27 @@ def download_file(url: str, target: Path, md5: str, fix_hint: str, timeout: floa
                     f"Download of {url} stopped after {out.tell()} of {total} bytes. "
                     f"Nothing was saved; run it again: {fix_hint}"
                 )
-            out.flush()
-            os.fsync(out.fileno())
+            _write_local(out.flush)
+            _write_local(os.fsync, out.fileno())
         if digest.hexdigest() != md5:
             raise CorruptDataError(
                 f"Downloaded {url} but its MD5 is {digest.hexdigest()}, expected {md5}. "
                 f"The file was discarded (a partial or altered download). Try again: {fix_hint}"
             )
-        os.replace(partial, target)
-    except OSError as error:
-        if isinstance(error, urllib.error.URLError | TimeoutError | ConnectionError) or error.errno is None:
-            raise DatasetNotFoundError(
-                f"Could not download {url} ({error}). Check the network and retry with {fix_hint}, or copy "
-                f"the file by hand to {target} (expected MD5 {md5})."
-            ) from error
+        _write_local(os.replace, partial, target)
+    except _LocalWriteError as wrapped:
+        error = wrapped.error
         if error.errno in _DISK_FULL:
             raise UnreadableDataError(
                 f"The disk is full while saving {target} ({_free_space(target.parent)}); nothing was saved. "
                 f"Free some space, or set COURSE_DATA_DIR to a disk with room, then retry with {fix_hint}."
             ) from error
         raise UnreadableDataError(describe_os_error(error, f"save the download of {url}")) from error
+    except OSError as error:  # everything else on the way in is the network's (DNS, TLS, proxies, time-outs)
+        raise DatasetNotFoundError(
+            f"Could not download {url} ({type(error).__name__}: {error}). Check the network and retry with "
+            f"{fix_hint}, or copy the file by hand to {target} (expected MD5 {md5})."
+        ) from error
     except http.client.HTTPException as error:
         raise DatasetNotFoundError(
             f"Could not download {url} ({type(error).__name__}: {error}). Check the network and retry with "

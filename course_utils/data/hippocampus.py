@@ -30,7 +30,7 @@ from course_utils.data.errors import (
 from course_utils.data.imageset import ImageSet
 from course_utils.data.slicing import pad_to_square, resize_images, resize_masks, rotate_up, scale_to_uint8
 from course_utils.data.staging import clean_stale, replace_folder, staged_path
-from course_utils.locations import data_roots, download_root, network_allowed, offline_hint
+from course_utils.locations import data_roots, download_root, network_allowed, offline_hint, present
 
 FOLDER = "Task04_Hippocampus"
 ARCHIVE_URL = "https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar"
@@ -40,6 +40,7 @@ LICENCE = "CC BY-SA 4.0"
 LABEL_NAMES: tuple[str, ...] = ("background", "anterior", "posterior")
 DATASET_JSON = "dataset.json"  # required, but not checksummed: copies of the set differ in it (e.g. numTest)
 OFFICIAL_BYTES = 18_961_461  # the 520 labelled training files of the official archive, together
+MAX_FILE_BYTES = 104_294  # the largest of them
 DATASET_JSON_MAX_BYTES = 1 << 20
 LABEL_VALUES: frozenset[int] = frozenset({0, 1, 2})
 DOWNLOAD_COMMAND = "python -m course_utils.data download hippocampus"
@@ -71,7 +72,7 @@ def is_official_name(name: str) -> bool:
 
 def candidate_folders() -> list[Path]:
     """Every `Task04_Hippocampus` folder in the course data folders, in search order."""
-    return [root / FOLDER for root in data_roots() if (root / FOLDER).is_dir()]
+    return [root / FOLDER for root in data_roots() if present(root / FOLDER, "dir")]
 
 
 def find_folder() -> Path | None:
@@ -136,10 +137,10 @@ def _safe_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
 
 def unpack_archive(archive_path: Path, root: Path) -> Path:
     """Unpack a verified Task04 tar into `root/Task04_Hippocampus` via a staging folder, replaced in safe order."""
-    root.mkdir(parents=True, exist_ok=True)
-    clean_stale(root)
     staging = staged_path(root, FOLDER, "unpacking")
     try:
+        root.mkdir(parents=True, exist_ok=True)
+        clean_stale(root)
         with tarfile.open(archive_path) as archive:
             for member in _safe_members(archive):
                 if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse links and devices too
@@ -159,6 +160,8 @@ def unpack_archive(archive_path: Path, root: Path) -> Path:
             f"{archive_path} is not a readable tar archive ({error}); nothing was unpacked. "
             f"Download it again: `{DOWNLOAD_COMMAND}`."
         ) from error
+    except OSError as error:  # a full disk, a read-only folder: the old folder (if any) is still in place
+        raise UnreadableDataError(describe_os_error(error, f"unpack {archive_path} into {root}")) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -173,21 +176,31 @@ def download_hippocampus(root: Path | None = None) -> Path:
 
 
 def _hand_copied_archive() -> Path | None:
-    """An official archive a learner copied into a data folder by hand (MD5-checked), or None."""
+    """The first official archive a learner copied into a data folder by hand (MD5-checked), or None.
+
+    A bad copy is skipped with a warning when a good one follows; with no good copy, the first bad one is an error.
+    """
+    problems = []
     for root in data_roots():
         archive = root / ARCHIVE_NAME
-        if not archive.is_file():
+        if not present(archive):
             continue
         try:
             digest = md5sum(archive)
         except OSError as error:
-            raise UnreadableDataError(describe_os_error(error, "read the hippocampus archive")) from error
+            problems.append(UnreadableDataError(describe_os_error(error, "read the hippocampus archive")))
+            continue
         if digest != ARCHIVE_MD5:
-            raise CorruptDataError(
+            problems.append(CorruptDataError(
                 f"{archive} is not the official Task04 archive (MD5 {digest}, expected {ARCHIVE_MD5}): it is "
                 f"truncated or another file. Delete it and copy or download it again: `{DOWNLOAD_COMMAND}`."
-            )
+            ))
+            continue
+        for problem in problems:
+            warnings.warn(f"{problem} Using the intact archive {archive}.", stacklevel=3)
         return archive
+    if problems:
+        raise problems[0]
     return None
 
 

@@ -27,6 +27,7 @@ from course_utils.locations import (
     medmnist_dirs,
     network_allowed,
     offline_hint,
+    present,
 )
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -84,7 +85,7 @@ def download_command(flag: str, size: int) -> str:
 def find_files(flag: str, size: int) -> list[Path]:
     """Every copy of the file in the search folders, in search order."""
     name = file_name(flag, size)
-    return [folder / name for folder in medmnist_dirs() if (folder / name).is_file()]
+    return [folder / name for folder in medmnist_dirs() if present(folder / name)]
 
 
 def find_file(flag: str, size: int) -> Path | None:

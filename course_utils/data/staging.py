@@ -15,6 +15,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from course_utils.checks import process_alive
+
 _STAGED = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?P<kind>part|unpacking|old)$")
 
 
@@ -23,22 +25,6 @@ def staged_path(folder: Path, name: str, kind: str) -> Path:
     if kind not in ("part", "unpacking", "old"):
         raise ValueError(f"kind must be 'part', 'unpacking' or 'old'; got {kind!r}.")
     return Path(folder) / f".{name}.{os.getpid()}-{secrets.token_hex(4)}.{kind}"
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process with this id exists here; True when unsure, so that nothing live is ever removed.
-
-    On Windows it always answers True: there `os.kill` would signal or end the process instead of probing it.
-    """
-    if os.name == "nt" or pid <= 0:  # ids <= 0 address process groups, not one process
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only checks that the process exists
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):
-        return True  # PermissionError: it exists but belongs to another user; anything else: unsure
-    return True
 
 
 def _remove(path: Path) -> None:

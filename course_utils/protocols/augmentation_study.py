@@ -7,7 +7,7 @@ Introduced in notebook 04 (`04_conditional_gan_augmentation`). In every fold:
    `train_gan` exactly `images[fold.train_indices]`. A GAN trained on the held-out images could hand their
    likeness back to the classifier as "synthetic" data, and the held-out score would then measure memory,
    not generalisation.
-2. `synthetic_labels` + `course_utils.models.conditional.generate` make synthetic images with the class mix of
+2. `synthetic_labels` + `course_utils.inference.generate_conditional` make synthetic images with the class mix of
    the fold's training part.
 3. `run_regimes` trains one ResNet-18 per regime — real only, real + classic augmentation, real + GAN images,
    GAN images only — all from the *same* initial weights and for the *same* number of optimisation steps, and

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import signal
 import sys
 import threading
@@ -55,7 +56,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from course_utils import report
 from course_utils.checkpoint import (
+    CheckpointMismatchError,
     config_to_dict,
     load_checkpoint,
     prepare_checkpoint_dir,
@@ -66,6 +69,8 @@ from course_utils.checkpoint import (
 from course_utils.config import AMP_MODES, TrainConfig
 from course_utils.data.imageset import ImageSet, to_uint8
 from course_utils.inference import eval_mode
+from course_utils.report import MEMORY_ENV
+from course_utils.training.memory import estimate_step_memory
 from course_utils.training.steps import DCGANSteps, GANSteps, StepContext
 
 CHECKPOINT_NAME = "last.pt"
@@ -85,6 +90,15 @@ _REMEDIES = (
 # ----------------------------------------------------------------------------- configuration
 
 
+def _native_bf16(device: torch.device) -> bool:
+    """True for GPUs that compute in bfloat16 natively (compute capability 8.0+: Ampere, Hopper, ...).
+
+    `torch.cuda.is_bf16_supported()` also says True where bf16 is only emulated (e.g. Colab's T4, 7.5), which
+    is slow; those GPUs get fp16 with a gradient scaler instead.
+    """
+    return tuple(torch.cuda.get_device_capability(device)) >= (8, 0)
+
+
 def resolve_amp(amp: str, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype for `amp` on `device`, or None for full float32 ('auto' is None off CUDA)."""
     device = torch.device(device)
@@ -93,9 +107,9 @@ def resolve_amp(amp: str, device: torch.device | str) -> torch.dtype | None:
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if _native_bf16(device) else torch.float16
     if amp == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        if device.type == "cuda" and not _native_bf16(device):
             raise ValueError("amp='bf16' was asked for, but this GPU does not support bfloat16; use 'fp16' or 'auto'.")
         if device.type not in ("cuda", "cpu"):
             raise ValueError(f"amp='bf16' is supported on CUDA and CPU, not on {device.type}; use amp='off'.")
@@ -126,6 +140,10 @@ class TrainingDivergedError(RuntimeError):
         self.epoch, self.step, self.name, self.value = epoch, step, name, value  # 1-based epoch and step
         self.checkpoint_path = checkpoint_path
         self.result = result  # history up to the last good sync point
+
+
+class AcceleratorMemoryError(RuntimeError):
+    """The GPU (or MPS device) ran out of memory during training; the message says what to change."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -302,6 +320,8 @@ class _Trainer:
         self.generator, self.discriminator, self.config, self.steps = generator, discriminator, config, steps
         self.device = self._model_device()
         self.data = _as_tensors(data, self.device)
+        if config.max_steps is not None:  # a capped run (e.g. COURSE_STEP_CAP): the first max_steps batches only
+            self.data = tuple(t[: config.max_steps * config.batch_size] for t in self.data)
         self.num_items = int(self.data[0].shape[0])
         if self.num_items < config.batch_size:
             raise ValueError(
@@ -349,7 +369,8 @@ class _Trainer:
         """Optimisers, scalers, memory format, compilation, noise generator and fixed noise."""
         config, device = self.config, self.device
         self.amp_dtype = resolve_amp(config.amp, device)
-        channels_last = config.channels_last and device.type == "cuda" and self.data[0].dim() == 4  # 2-D images only
+        wanted = device.type == "cuda" if config.channels_last is None else config.channels_last
+        channels_last = wanted and self.data[0].dim() == 4  # 2-D images only
         if channels_last:
             self.generator.to(memory_format=torch.channels_last)
             self.discriminator.to(memory_format=torch.channels_last)
@@ -415,7 +436,18 @@ class _Trainer:
         if not resume:
             warnings.warn(f"resume=False: starting afresh; the checkpoint {path} will be overwritten.", stacklevel=3)
             return False
-        state = load_checkpoint(path, expected_config=self.settings())  # CheckpointMismatchError on changes
+        try:
+            state = load_checkpoint(path, expected_config=self.settings())  # CheckpointMismatchError on changes
+        except CheckpointMismatchError as error:
+            missing = [key for key, stored, _ in error.differences if stored == "<missing>"]
+            if {"amp", "data.fingerprint"} & set(missing):
+                raise CheckpointMismatchError(
+                    f"Checkpoint {path} was written by an older version of the course, whose checkpoints do not "
+                    "record the data fingerprint and the amp mode, so it cannot be checked against this run. Start "
+                    "a fresh run: train_gan(..., resume=False), or delete the file or its folder.",
+                    differences=error.differences,
+                ) from None
+            raise
         if state.get("format") != CHECKPOINT_FORMAT or state.get("steps_per_epoch") != self.steps_per_epoch:
             raise ValueError(f"Checkpoint {path} was not written by this version of train_gan; start a fresh run.")
         ctx = self.context
@@ -738,6 +770,22 @@ def run_one_step(
     return {key: float(value) for key, value in zip(trainer.keys, values.tolist(), strict=True)}
 
 
+def _out_of_memory_message(trainer: _Trainer, error: BaseException) -> str:
+    """What to do when a run does not fit into the accelerator's memory."""
+    config, device = trainer.config, trainer.device
+    free = ""
+    if device.type == "cuda":
+        free_bytes, total_bytes = torch.cuda.mem_get_info(device)
+        free = f" ({free_bytes / 1e9:.1f} of {total_bytes / 1e9:.1f} GB free now)"
+    return (
+        f"The {device.type} device ran out of memory{free} while training with batch_size={config.batch_size}, "
+        f"amp={config.amp!r}: {str(error).splitlines()[0][:160]}. {trainer._where_saved()} Lower the batch size "
+        "(e.g. `dataclasses.replace(config, batch_size=config.batch_size // 2)`), keep amp='auto' (half-precision "
+        "activations), restart the kernel to free memory held by earlier cells, or run a smaller profile "
+        "(COURSE_PROFILE=cpu). `course_utils.training.memory.estimate_step_memory` says what a run needs."
+    )
+
+
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -758,8 +806,8 @@ def train_gan(
     `CheckpointMismatchError` if its settings, `amp` mode or data differ; `num_epochs` may grow; a smaller one
     trains nothing and warns). The folder is checked before training (`CheckpointError` if it cannot be
     written). Float64 images are converted to float32 (with a warning). Raises `TrainingInterrupted`
-    on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. On CUDA with
-    `channels_last` the models are converted to that memory format in place.
+    on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. With channels-last
+    (on CUDA by default) the models are converted to that memory format in place.
     """
     steps = DCGANSteps() if steps is None else steps
     trainer = _Trainer(generator, discriminator, data, config, steps, checkpoint_dir, progress)
@@ -777,12 +825,18 @@ def train_gan(
         if progress:
             print(f"Nothing to train: the checkpoint has {trainer.epoch} epochs, num_epochs={config.num_epochs}.")
         return trainer.result()
+    if os.environ.get(MEMORY_ENV, "").strip() == "1":
+        estimate = estimate_step_memory(generator, discriminator, trainer.data, config, steps)
+        name = trainer.checkpoint_path.parent.name if trainer.checkpoint_path is not None else type(steps).__name__
+        report.memory(name, estimate.total_bytes, estimate.describe())
     try:
         with _DeferredInterrupt(announce=progress) as interrupt:
             trainer.interrupt = interrupt
             trainer.run()
     except KeyboardInterrupt as cause:  # TrainingDivergedError and other errors pass through unchanged
         raise trainer.interrupted(cause) from None
+    except torch.OutOfMemoryError as error:
+        raise AcceleratorMemoryError(_out_of_memory_message(trainer, error)) from error
     finally:
         trainer.interrupt = None
         if trainer.bar is not None:
@@ -792,6 +846,7 @@ def train_gan(
 
 __all__ = [
     "AMP_MODES",
+    "AcceleratorMemoryError",
     "CHECKPOINT_NAME",
     "TrainConfig",
     "TrainingDivergedError",

@@ -46,7 +46,7 @@ from course_utils.losses import (
 from course_utils.models.conditional import check_labels, snapshot_labels
 
 if TYPE_CHECKING:
-    from course_utils.training.loop import TrainConfig
+    from course_utils.config import TrainConfig
 
 FIXED_NOISE_OFFSET = 7_919  # the fixed noise comes from seed + offset, apart from the training noise
 
@@ -304,9 +304,6 @@ class DCGANSteps(GANSteps):
         return {"loss_g": loss_g.detach()}
 
 
-# ----------------------------------------------------------------------------- result
-
-
 # ----------------------------------------------------------------------------- conditional GAN (notebook 04)
 
 
@@ -333,8 +330,7 @@ class ConditionalGANSteps(GANSteps):
     def settings(self) -> dict[str, Any]:
         """Options a resumed run must share."""
         return {"type": type(self).__name__, "num_classes": self.num_classes,
-                "d_loss": getattr(self.d_loss, "__name__", repr(self.d_loss)),
-                "g_loss": getattr(self.g_loss, "__name__", repr(self.g_loss)),
+                "d_loss": _callable_name(self.d_loss), "g_loss": _callable_name(self.g_loss),
                 "outputs_are_logits": self.outputs_are_logits}
 
     def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -511,7 +507,7 @@ class SegmentationSteps(GANSteps):
         """Options a resumed run must share."""
         return {"type": type(self).__name__, "num_classes": self.num_classes,
                 "adversarial_weight": self.adversarial_weight,
-                "supervised_loss": getattr(self.supervised_loss, "__name__", repr(self.supervised_loss))}
+                "supervised_loss": _callable_name(self.supervised_loss)}
 
     def make_fixed_noise(self, config: Any, device: torch.device) -> torch.Tensor:
         """Not used: pass `fixed_noise=` a fixed batch of images `(n, 1, H, W)` in [-1, 1] for the snapshots."""
