@@ -6,6 +6,10 @@ the PyTorch DCGAN example: a `Dataset` that turns each uint8 array into a PIL im
 `ToTensor()` + `Normalize`, a shuffling `DataLoader`, and `.item()` logging every step. It is run with each
 `--workers` value and the fastest is taken as the baseline.
 
+It also measures how close one training step comes to the machine's limit: the step's floating-point operations
+(counted with `torch.utils.flop_counter`) per second, against a large float32 matrix multiply (the practical peak)
+on the same device and threads, in the same run.
+
 Usage: python benchmarks/dcgan_throughput.py [--size 28] [--images 4608] [--epochs 2] [--batch-size 128]
 """
 
@@ -95,6 +99,42 @@ def course_loop(images: torch.Tensor, args, device: torch.device) -> float:
     return result.timing["images"] / elapsed
 
 
+def step_flops(images: torch.Tensor, args, device: torch.device, repeats: int = 5) -> tuple[float, float]:
+    """(floating-point operations of one d-step + g-step, achieved FLOP/s: the median of `repeats` timed steps)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from course_utils.training import DCGANSteps, run_one_step
+
+    generator, discriminator = make_models(args.size, args.channels, args.latent_dim, args.width, device)
+    config = TrainConfig(num_epochs=1, batch_size=args.batch_size, latent_dim=args.latent_dim, amp="off")
+    batch = images[: args.batch_size].to(device)
+    with FlopCounterMode(display=False) as counter:
+        run_one_step(generator, discriminator, batch, config, DCGANSteps())
+    flops = float(counter.get_total_flops())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_one_step(generator, discriminator, batch, config, DCGANSteps())
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return flops, flops / float(np.median(times))
+
+
+def matmul_flops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n float32 matrix multiply (2 n^3 operations): the practical peak of these threads."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / float(np.median(times))
+
+
 def main() -> None:
     """Run both loops and print the comparison (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -106,6 +146,7 @@ def main() -> None:
     parser.add_argument("--latent-dim", type=int, default=100)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--matmul-size", type=int, default=2048, help="side of the reference matrix multiply")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args()
     device = pick_device()
@@ -126,10 +167,17 @@ def main() -> None:
         print(f"classic DataLoader loop, num_workers={workers}: {rate:8.1f} images/s")
     print(f"course loop (train_gan):                 {course:8.1f} images/s")
     print(f"ratio course / best classic (num_workers={best_workers}): {course / classic[best_workers]:.2f}x")
+    flops, achieved = step_flops(images, args, device)
+    peak = matmul_flops(device, n=args.matmul_size)
+    print(f"one training step: {flops / 1e9:.2f} GFLOP at {achieved / 1e9:.1f} GFLOP/s; float32 matmul "
+          f"{args.matmul_size}^2: {peak / 1e9:.1f} GFLOP/s; the step reaches {achieved / peak:.2f} of it")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"device": str(device), "device_name": name, "course": course, "classic": classic,
-                       "ratio": course / classic[best_workers], "args": {k: v for k, v in vars(args).items()}}, handle, indent=1)
+                       "ratio": course / classic[best_workers], "step_gflop": flops / 1e9,
+                       "step_gflops_per_s": achieved / 1e9, "matmul_gflops_per_s": peak / 1e9,
+                       "fraction_of_matmul": achieved / peak, "args": {k: v for k, v in vars(args).items()}},
+                      handle, indent=1)
 
 
 if __name__ == "__main__":

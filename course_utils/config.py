@@ -510,6 +510,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
+CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 
 
 def apply_step_cap(settings: Any, cap: int) -> Any:
@@ -517,9 +518,9 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
 
     The explicit mechanism behind `COURSE_STEP_CAP` (used to check a profile on a machine it is not meant for,
     e.g. the `gpu` profile on a CPU): every `TrainConfig` runs one epoch of at most `cap` steps, the step counts
-    named in `CAPPED_COUNTS` are at most `cap`, every domain classifier trains one epoch, and seed lists keep
-    their first two seeds. Image sizes, widths, batch sizes, data and evaluation stay the profile's own, so the
-    shapes, files and code paths are exactly those of a full run; the numbers are meaningless.
+    named in `CAPPED_COUNTS` are at most `cap`, every domain classifier trains one epoch, seed lists keep their
+    first two seeds and the repeats in `CAPPED_REPEATS` (folds, subjects) are at most two. Image sizes, widths,
+    batch sizes, data files and the code paths stay exactly those of a full run; the numbers are meaningless.
     """
     require_int(cap, "step cap")
     changes: dict[str, Any] = {}
@@ -535,6 +536,8 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
             changes[field.name] = min(value, cap)
         elif field.name in CAPPED_SEEDS and isinstance(value, tuple):
             changes[field.name] = value[:2]
+        elif field.name in CAPPED_REPEATS and (value is None or isinstance(value, int)):
+            changes[field.name] = 2 if value is None else min(value, 2)
     return dataclasses.replace(settings, **changes)
 
 

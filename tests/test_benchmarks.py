@@ -13,10 +13,12 @@ BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "dcgan_throughp
 def test_throughput_benchmark_reports_both_loops(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
     monkeypatch.setattr(sys, "argv", [str(BENCHMARK), "--images", "64", "--batch-size", "16", "--epochs", "1", "--width", "8",
-                                      "--workers", "0", "--json", str(out)])
+                                      "--workers", "0", "--matmul-size", "256", "--json", str(out)])
     runpy.run_path(str(BENCHMARK), run_name="__main__")
     printed = capsys.readouterr().out
     assert "classic DataLoader loop, num_workers=0" in printed and "ratio course / best classic" in printed
     numbers = json.loads(out.read_text())
     assert numbers["course"] > 0 and numbers["classic"]["0"] > 0
     assert abs(numbers["ratio"] - numbers["course"] / numbers["classic"]["0"]) < 1e-9
+    assert numbers["step_gflop"] > 0 and numbers["matmul_gflops_per_s"] > 0 and "the step reaches" in printed
+    assert numbers["fraction_of_matmul"] == numbers["step_gflops_per_s"] / numbers["matmul_gflops_per_s"]

@@ -7,6 +7,7 @@ full-width models, the 64 px data files and their visible fallback) top to botto
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 
@@ -41,6 +42,21 @@ def test_step_cap_shortens_training_and_nothing_else(notebook):
     for field in dataclasses.fields(full):
         if field.name in ("image_size", "width", "crop_size", "depth", "critic_width", "volume_size", "dataset"):
             assert getattr(capped, field.name) == getattr(full, field.name), field.name
+
+
+def test_assert_same_update_tolerates_round_off_but_not_a_different_step():
+    from course_utils.training import assert_same_update
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(100, 100)
+    twin = copy.deepcopy(net)
+    with torch.no_grad():
+        twin.weight[0, :5] += 1e-4  # 5 of 10,100 elements: round-off amplified where a gradient was ~0
+    assert_same_update(net, twin)
+    with torch.no_grad():
+        twin.weight.mul_(1.001)  # a different step moves almost every weight
+    with pytest.raises(AssertionError, match="not the same computation"):
+        assert_same_update(net, twin)
 
 
 def test_step_cap_from_the_environment(monkeypatch):

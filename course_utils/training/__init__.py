@@ -12,6 +12,7 @@ from course_utils.training.loop import (
     TrainingDivergedError,
     TrainingInterrupted,
     TrainingResult,
+    assert_same_update,
     batch_order,
     resolve_amp,
     run_one_step,
@@ -29,5 +30,5 @@ from course_utils.training.steps import (
 __all__ = [
     "AMP_MODES", "CHECKPOINT_NAME", "ConditionalGANSteps", "DCGANSteps", "GANSteps", "PairedSteps",
     "SegmentationSteps", "StepContext", "TrainConfig", "TrainingDivergedError", "TrainingInterrupted",
-    "TrainingResult", "batch_order", "resolve_amp", "run_one_step", "train_gan",
+    "TrainingResult", "assert_same_update", "batch_order", "resolve_amp", "run_one_step", "train_gan",
 ]

@@ -320,6 +320,7 @@ class _Trainer:
         self.generator, self.discriminator, self.config, self.steps = generator, discriminator, config, steps
         self.device = self._model_device()
         self.data = _as_tensors(data, self.device)
+        self.data_bytes = sum(t.numel() * t.element_size() for t in self.data)  # all of it, before any cap
         if config.max_steps is not None:  # a capped run (e.g. COURSE_STEP_CAP): the first max_steps batches only
             self.data = tuple(t[: config.max_steps * config.batch_size] for t in self.data)
         self.num_items = int(self.data[0].shape[0])
@@ -786,6 +787,33 @@ def _out_of_memory_message(trainer: _Trainer, error: BaseException) -> str:
     )
 
 
+def assert_same_update(mine: nn.Module, package: nn.Module, rtol: float = 1e-5, atol: float = 1e-6,
+                       max_mismatch: float = 1e-3) -> None:
+    """AssertionError unless two copies of a network hold the same weights after one step (see `run_one_step`).
+
+    Every parameter and buffer must agree within `rtol`/`atol`, except at most a `max_mismatch` share of the
+    elements: Adam's first step divides each gradient by its own size, so an element whose gradient is almost 0
+    turns round-off (another summation order, another kernel) into a visible difference. A real difference in
+    the step (a loss term, a weight, a learning rate) moves almost every element.
+    """
+    mismatched, total, worst = 0, 0, ("", 0)
+    for (name, a), (_, b) in zip(mine.state_dict().items(), package.state_dict().items(), strict=True):
+        if a.shape != b.shape:
+            raise AssertionError(f"{name}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
+        if not a.is_floating_point():
+            if not torch.equal(a, b):
+                raise AssertionError(f"{name}: {a} vs {b}")
+            continue
+        bad = int((~torch.isclose(a.float(), b.float(), rtol=rtol, atol=atol)).sum())
+        mismatched, total = mismatched + bad, total + a.numel()
+        worst = max(worst, (name, bad), key=lambda item: item[1])
+    if total and mismatched / total > max_mismatch:
+        raise AssertionError(
+            f"{mismatched} of {total} weights differ after the step (more than {max_mismatch:.1%}); most in "
+            f"{worst[0]} ({worst[1]}): the two steps are not the same computation."
+        )
+
+
 def train_gan(
     generator: nn.Module,
     discriminator: nn.Module,
@@ -826,7 +854,8 @@ def train_gan(
             print(f"Nothing to train: the checkpoint has {trainer.epoch} epochs, num_epochs={config.num_epochs}.")
         return trainer.result()
     if os.environ.get(MEMORY_ENV, "").strip() == "1":
-        estimate = estimate_step_memory(generator, discriminator, trainer.data, config, steps)
+        estimate = estimate_step_memory(generator, discriminator, trainer.data, config, steps,
+                                        data_bytes=trainer.data_bytes)
         name = trainer.checkpoint_path.parent.name if trainer.checkpoint_path is not None else type(steps).__name__
         report.memory(name, estimate.total_bytes, estimate.describe())
     try:
@@ -847,6 +876,7 @@ def train_gan(
 __all__ = [
     "AMP_MODES",
     "AcceleratorMemoryError",
+    "assert_same_update",
     "CHECKPOINT_NAME",
     "TrainConfig",
     "TrainingDivergedError",

@@ -75,11 +75,12 @@ def _parameter_bytes(*modules: nn.Module) -> int:
 
 
 def estimate_step_memory(generator: nn.Module, discriminator: nn.Module, data: Any, config: TrainConfig,
-                         steps: Any = None) -> MemoryEstimate:
+                         steps: Any = None, data_bytes: int | None = None) -> MemoryEstimate:
     """The memory one `train_gan` step of these networks on this data needs (see the module docstring).
 
-    `data` is what `train_gan` gets (a tensor or a tuple with the images first). The networks are copied and
-    the global RNG is restored, so the caller's run is not affected.
+    `data` is what `train_gan` gets (a tensor or a tuple with the images first); `data_bytes` overrides the size
+    of the data kept on the device (e.g. the full data set when `data` is a capped part of it). The networks are
+    copied and the global RNG is restored, so the caller's run is not affected.
     """
     from course_utils.training.loop import run_one_step
 
@@ -94,7 +95,7 @@ def estimate_step_memory(generator: nn.Module, discriminator: nn.Module, data: A
     parameters = _parameter_bytes(generator, discriminator)
     trainable = sum(p.numel() * 4 for m in (generator, discriminator) for p in m.parameters() if p.requires_grad)
     return MemoryEstimate(parameters=parameters, optimiser_and_gradients=3 * trainable, activations=meter.peak,
-                          data=sum(t.numel() * t.element_size() for t in tensors))
+                          data=sum(t.numel() * t.element_size() for t in tensors) if data_bytes is None else data_bytes)
 
 
 __all__ = ["CUDA_OVERHEAD_BYTES", "MemoryEstimate", "estimate_step_memory"]
