@@ -128,6 +128,7 @@ def strip_outputs(notebook):
     Deterministic worked examples check themselves with `assert` statements in the cell, so nbval (which runs
     every notebook in CI) fails when one of them changes; nothing needs a stored reference output.
     """
+    notebook.metadata.pop("widgets", None)  # saved widget state: kilobytes of stale views from the last session
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue

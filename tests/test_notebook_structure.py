@@ -68,3 +68,5 @@ def test_committed_without_outputs(path) -> None:
         assert not cell.outputs, f"{path.name} cell {index}: outputs committed (run scripts/strip_outputs.py)"
         # a stored-output check would need a committed reference output; worked examples assert instead
         assert "NBVAL_CHECK_OUTPUT" not in cell.source, f"{path.name} cell {index}: use asserts, not stored outputs"
+    assert "widgets" not in notebook.metadata, f"{path.name}: stale widget state committed (run scripts/strip_outputs.py)"
+    assert notebook.metadata.kernelspec.display_name == "Python 3", f"{path.name}: use the 'Python 3' kernel"

@@ -40,8 +40,10 @@ def test_strip_outputs_removes_every_output():
     for cell in notebook.cells:
         cell.execution_count = 3
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     cleaned = runner.strip_outputs(notebook)
     assert [len(c.outputs) for c in cleaned.cells] == [0, 0]
+    assert "widgets" not in cleaned.metadata
     assert [c.execution_count for c in cleaned.cells] == [None, None]
 
 
