@@ -329,13 +329,8 @@ class StabilitySettings:
     audit_percentile: float = 1.0
 
 
-def _wgan(num_epochs: int, batch_size: int) -> TrainConfig:
-    """WGAN-GP + TTUR: Adam (0, 0.9), critic 4e-4, generator 1e-4 (Gulrajani et al.; Heusel et al.)."""
-    return TrainConfig(num_epochs=num_epochs, batch_size=batch_size, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
-
-
-def _sngan(num_epochs: int, batch_size: int) -> TrainConfig:
-    """Hinge loss + spectral norm with TTUR (SN-GAN / SAGAN): Adam (0, 0.9), critic 4e-4, generator 1e-4."""
+def _ttur(num_epochs: int, batch_size: int) -> TrainConfig:
+    """TTUR: Adam (0, 0.9), critic 4e-4, generator 1e-4 (Heusel et al.; the recipe of WGAN-GP, SN-GAN and SAGAN)."""
     return TrainConfig(num_epochs=num_epochs, batch_size=batch_size, lr_g=1e-4, lr_d=4e-4, betas=(0.0, 0.9))
 
 
@@ -400,17 +395,17 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     },
     "04_conditional_gan_augmentation": {
         "smoke": ConditionalGANSettings(
-            dataset="breastmnist", folds=2, max_pool=96, gan_width=8, gan=_sngan(num_epochs=1, batch_size=16),
+            dataset="breastmnist", folds=2, max_pool=96, gan_width=8, gan=_ttur(num_epochs=1, batch_size=16),
             classifier=ResNetSettings(stem="pooled", num_steps=2, batch_size=16),
             domain_classifier=DomainClassifierSettings(num_epochs=1),
         ),
         "cpu": ConditionalGANSettings(
-            dataset="breastmnist", folds=5, max_pool=None, gan_width=32, gan=_sngan(num_epochs=80, batch_size=32),
+            dataset="breastmnist", folds=5, max_pool=None, gan_width=32, gan=_ttur(num_epochs=80, batch_size=32),
             classifier=ResNetSettings(stem="pooled", num_steps=80, batch_size=32),
             domain_classifier=DomainClassifierSettings(num_epochs=8),
         ),
         "gpu": ConditionalGANSettings(
-            dataset="breastmnist", folds=5, max_pool=None, gan_width=64, gan=_sngan(num_epochs=300, batch_size=32),
+            dataset="breastmnist", folds=5, max_pool=None, gan_width=64, gan=_ttur(num_epochs=300, batch_size=32),
             classifier=ResNetSettings(stem="medmnist", num_steps=1500, batch_size=64),
             domain_classifier=DomainClassifierSettings(num_epochs=10),
         ),
@@ -477,7 +472,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "08_stabilizing_gans_and_open_challenges": {
         "smoke": StabilitySettings(
             dataset="pneumoniamnist", image_size=28, width=8, train=TrainConfig(num_epochs=2, batch_size=32),
-            wgan=_wgan(num_epochs=2, batch_size=32), train_fraction=0.05, seeds=(0, 1), eval_samples=96,
+            wgan=_ttur(num_epochs=2, batch_size=32), train_fraction=0.05, seeds=(0, 1), eval_samples=96,
             snapshot_samples=64, classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=2, batch_size=32), small_seeds=(0, 1),
             small_classifier=DomainClassifierSettings(num_epochs=1),
@@ -487,7 +482,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
         ),
         "cpu": StabilitySettings(
             dataset="pneumoniamnist", image_size=28, width=32, train=TrainConfig(num_epochs=12, batch_size=64),
-            wgan=_wgan(num_epochs=12, batch_size=64), train_fraction=1.0, seeds=(0, 1, 2), eval_samples=600,
+            wgan=_ttur(num_epochs=12, batch_size=64), train_fraction=1.0, seeds=(0, 1, 2), eval_samples=600,
             snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=8),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=120, batch_size=32), small_seeds=(0, 1, 2),
             small_classifier=DomainClassifierSettings(num_epochs=15),
@@ -497,7 +492,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
         ),
         "gpu": StabilitySettings(
             dataset="pneumoniamnist", image_size=64, width=64, train=TrainConfig(num_epochs=40, batch_size=128),
-            wgan=_wgan(num_epochs=40, batch_size=128), train_fraction=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=600,
+            wgan=_ttur(num_epochs=40, batch_size=128), train_fraction=1.0, seeds=(0, 1, 2, 3, 4), eval_samples=600,
             snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=10),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=400, batch_size=32),
             small_seeds=(0, 1, 2, 3, 4), small_classifier=DomainClassifierSettings(num_epochs=20),
