@@ -192,13 +192,13 @@ def brute_force_prdc(real: np.ndarray, fake: np.ndarray, k: int) -> dict[str, fl
 
     real_r, fake_r = radii(real), radii(fake)
     real_fake = scipy.spatial.distance.cdist(real, fake)  # (N, M)
-    inside_real = real_fake <= real_r[:, None]  # fake j inside real ball i
-    inside_fake = real_fake <= fake_r[None, :]  # real i inside fake ball j
+    inside_real = real_fake < real_r[:, None]  # fake j strictly inside real ball i
+    inside_fake = real_fake < fake_r[None, :]  # real i strictly inside fake ball j
     return {
         "precision": inside_real.any(axis=0).mean(),
         "recall": inside_fake.any(axis=1).mean(),
         "density": inside_real.sum() / (k * fake.shape[0]),
-        "coverage": (real_fake.min(axis=1) <= real_r).mean(),
+        "coverage": (real_fake.min(axis=1) < real_r).mean(),
     }
 
 
@@ -216,7 +216,7 @@ def test_hand_checked_1d_example():
     # precision: 0.5 in B(0, 1); 5 and 10.5 in B(10, 8); 30 in no real ball          -> 3/4
     # recall:    0, 1, 2 in B(0.5, 4.5); 10 in B(10.5, 5.5)                          -> 4/4
     # density:   0.5 in B(0,1) and B(1,1); 5 in B(10,8); 10.5 in B(10,8); 30 in none -> 4 / (1 * 4)
-    # coverage:  nearest fake to 0, 1 is 0.5 (<= 1); to 2 is 0.5 at 1.5 (> 1); to 10 is 10.5 (<= 8) -> 3/4
+    # coverage:  nearest fake to 0, 1 is 0.5 (< 1); to 2 is 0.5 at 1.5 (> 1); to 10 is 10.5 (< 8) -> 3/4
     assert knn_radii(real, k=1).tolist() == [1.0, 1.0, 1.0, 8.0]
     assert precision_recall(real, fake, k=1) == {"precision": 0.75, "recall": 1.0}
     assert density_coverage(real, fake, k=1) == {"density": 1.0, "coverage": 0.75}
@@ -453,8 +453,106 @@ def test_audit_validation_and_warnings():
         memorisation_audit(fresh[:50], train[:200], torch.cat([train[:150], test[:50]]), percentile=10.0)
 
 
-def test_points_on_a_ball_boundary_count_as_inside():
+def test_points_on_a_ball_boundary_count_as_outside_as_in_prdc():
     real = torch.tensor([[0.0], [1.0]])  # k = 1 radii: 1 and 1
     fake = torch.tensor([[2.0], [-1.0]])  # exactly on the boundaries of B(1, 1) and B(0, 1)
-    assert precision_recall(real, fake, k=1)["precision"] == 1.0
-    assert density_coverage(real, fake, k=1) == {"density": 1.0, "coverage": 1.0}  # 2 balls hit / (k=1 * 2)
+    assert precision_recall(real, fake, k=1)["precision"] == 0.0
+    assert density_coverage(real, fake, k=1) == {"density": 0.0, "coverage": 0.0}
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_a_copy_of_the_real_set_has_density_exactly_one(k):
+    # each copy sits at distance 0 of its original and strictly inside the balls of the k - 1 real points
+    # closer than that original's k-th neighbour: k balls per fake, density k / k = 1 ('<=' would give (k + 1) / k)
+    real = gaussian(200, 8, seed=40)
+    assert density_coverage(real, real.clone(), k=k) == {"density": 1.0, "coverage": 1.0}
+    assert precision_recall(real, real.clone(), k=k) == {"precision": 1.0, "recall": 1.0}
+
+
+@pytest.mark.parametrize("case", ["shifted", "copy", "duplicates", "collapsed"])
+def test_prdc_matches_the_reference_implementation(case, capsys):
+    prdc = pytest.importorskip("prdc")  # Naeem et al.'s own code (a test dependency)
+    real = gaussian(300, 16, seed=41).numpy().astype(np.float32)
+    fake = {
+        "shifted": (gaussian(250, 16, seed=42) * 1.2 + 0.3).numpy().astype(np.float32),
+        "copy": real.copy(),
+        "duplicates": np.concatenate([real[:100], real[:100], gaussian(50, 16, seed=43).numpy()]).astype(np.float32),
+        "collapsed": np.repeat(real[:4], 50, axis=0),
+    }[case]
+    k = 5
+    reference = prdc.compute_prdc(real, fake, nearest_k=k)
+    capsys.readouterr()  # prdc prints the set sizes
+    ours = {**precision_recall(real, fake, k=k), **density_coverage(real, fake, k=k)}
+    for name in ("precision", "recall", "density", "coverage"):
+        assert ours[name] == pytest.approx(float(reference[name]), abs=1e-12), name
+
+
+# ----------------------------------------------------------------------------- KID and Inception Score
+
+
+class _Identity(torch.nn.Module):
+    """A 'feature extractor' for torchmetrics that passes precomputed features (or logits) through."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_kid_matches_torchmetrics_and_a_hand_written_estimate():
+    from sklearn.metrics.pairwise import polynomial_kernel
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    real, fake = gaussian(120, 10, seed=50), gaussian(120, 10, seed=51, shift=0.3)
+    ours = distribution.kid(real, fake)["kid"]
+    # independent: scikit-learn's polynomial kernel (gamma 1/D, coef0 1, degree 3), unbiased MMD^2 by hand
+    k_rr, k_ff, k_rf = (polynomial_kernel(a.numpy(), b.numpy(), degree=3, gamma=1 / 10, coef0=1)
+                        for a, b in ((real, real), (fake, fake), (real, fake)))
+    n = real.shape[0]
+    by_hand = ((k_rr.sum() - np.trace(k_rr)) + (k_ff.sum() - np.trace(k_ff))) / (n * (n - 1)) - 2 * k_rf.mean()
+    assert ours == pytest.approx(by_hand, rel=1e-10)
+    metric = KernelInceptionDistance(feature=_Identity(), subsets=1, subset_size=n)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    assert ours == pytest.approx(float(metric.compute()[0]), rel=1e-6)
+
+
+def test_kid_is_unbiased_at_small_n_where_the_frechet_distance_is_not():
+    # 40 pairs of same-distribution samples, n = 30 in 8-D: mean KID ~ 0 (within its standard error),
+    # while the Fréchet distance of the same pairs is clearly positive
+    kids, fds = [], []
+    for seed in range(40):
+        a, b = gaussian(30, 8, seed=100 + seed), gaussian(30, 8, seed=200 + seed)
+        kids.append(distribution.kid(a, b)["kid"])
+        fds.append(frechet_distance(a, b))
+    assert abs(np.mean(kids)) < 3 * np.std(kids, ddof=1) / math.sqrt(len(kids))
+    assert np.mean(fds) > 10 * np.std(fds, ddof=1) / math.sqrt(len(fds))
+    assert distribution.kid(gaussian(200, 8, seed=1), gaussian(200, 8, seed=2, shift=1.0))["kid"] > 0.1
+
+
+def test_kid_subsets_are_seeded_and_validated():
+    real, fake = gaussian(100, 4, seed=52), gaussian(80, 4, seed=53)
+    first = distribution.kid(real, fake, subset_size=50, num_subsets=20, seed=3)
+    assert first == distribution.kid(real, fake, subset_size=50, num_subsets=20, seed=3)
+    assert first["num_subsets"] == 20 and first["sd"] > 0
+    with pytest.raises(ValueError, match="larger than the sets"):
+        distribution.kid(real, fake, subset_size=90)
+    with pytest.raises(ValueError, match="same feature extractor"):
+        distribution.kid(real, gaussian(80, 5, seed=54))
+
+
+def test_inception_score_matches_torchmetrics_and_its_bounds():
+    from torchmetrics.image.inception import InceptionScore
+
+    logits = gaussian(200, 5, seed=55) * 3
+    ours = distribution.inception_score(logits.softmax(dim=1))
+    metric = InceptionScore(feature=_Identity(), splits=1)
+    metric.update(logits)
+    assert ours["is"] == pytest.approx(float(metric.compute()[0]), rel=1e-6)
+    # known answers: confident and balanced over K classes -> K; one class only -> 1; uniform p(y|x) -> 1
+    confident = torch.eye(4).repeat(25, 1)  # (100, 4): 25 confident images per class
+    assert distribution.inception_score(confident)["is"] == pytest.approx(4.0)
+    assert distribution.inception_score(torch.eye(4)[[0] * 50])["is"] == pytest.approx(1.0)
+    assert distribution.inception_score(torch.full((50, 4), 0.25))["is"] == pytest.approx(1.0)
+    split = distribution.inception_score(logits.softmax(dim=1), splits=4)
+    assert split["sd"] > 0
+    with pytest.raises(ValueError, match="softmax"):
+        distribution.inception_score(logits)

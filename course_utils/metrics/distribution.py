@@ -1,4 +1,5 @@
-"""Distribution metrics for generated images: Fréchet distance, precision/recall, density/coverage, KS, class balance.
+"""Distribution metrics for generated images: Fréchet distance, KID, precision/recall, density/coverage, Inception
+Score, KS, class balance.
 
 Introduced in notebook 03 (`03_evaluating_gans`).
 
@@ -10,9 +11,13 @@ on float32 round-off, and every function validates its inputs and says what was 
 
 - `frechet_distance`: distance between Gaussians fitted to the two feature sets (FID when the features
   come from Inception-v3); one number that mixes fidelity and diversity.
+- `kid` (Bińkowski et al., 2018): the kernel distance, an *unbiased* estimate at any n (use it beside the
+  Fréchet distance when n is small compared with the feature dimension).
 - `precision_recall` (Kynkäänniemi et al., 2019): fidelity (are fakes inside the real manifold?) and
   diversity (are reals inside the fake manifold?) as two separate numbers; manifolds are unions of k-NN balls.
 - `density_coverage` (Naeem et al., 2020): the same two questions, less sensitive to outliers.
+  Both k-NN metrics follow the reference code `prdc`: a point on a ball's boundary is outside.
+- `inception_score` (Salimans et al., 2016): confident and varied class predictions; never looks at real images.
 - `ks_intensity_test`: two-sample Kolmogorov–Smirnov test on pixel intensities (scipy.stats.ks_2samp).
 - `class_balance` / `normalised_class_entropy`: how evenly a classifier spreads the fakes over the
   classes; a collapsed generator puts nearly all of them in one class.
@@ -220,35 +225,11 @@ def _rows_per_chunk(num_columns: int) -> int:
     return max(1, CHUNK_ELEMENTS // max(1, num_columns))
 
 
-def _knn_radii(points: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from each row of `points` `(N, D)` to its k-th nearest *other* row, `(N,)`."""
-    num_points = points.shape[0]
-    radii = torch.empty(num_points, dtype=torch.float64)
-    rows = _rows_per_chunk(num_points)
-    for start in range(0, num_points, rows):
-        stop = min(start + rows, num_points)
-        distances = torch.cdist(points[start:stop], points)  # (rows, N)
-        own = torch.arange(start, stop)
-        distances[own - start, own] = math.inf  # a point is not its own neighbour (duplicates still count)
-        radii[start:stop] = distances.topk(k, dim=1, largest=False).values[:, -1]
-    return radii
-
-
 def knn_radii(features: ArrayLike, k: int = 3) -> torch.Tensor:
     """Radius of each sample's k-NN ball: distance to its k-th nearest other sample, float64 `(N,)`."""
     points = _as_feature_matrix(features, "features")
     _check_k(k, {"features": points})
-    return _knn_radii(points, k)
-
-
-def _ball_counts(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
-    """For each query `(Nq, D)`: how many balls B(centres[i], radii[i]) (boundary included) contain it, `(Nq,)`."""
-    counts = torch.empty(queries.shape[0], dtype=torch.long)
-    rows = _rows_per_chunk(centres.shape[0])
-    for start in range(0, queries.shape[0], rows):
-        distances = torch.cdist(queries[start : start + rows], centres)  # (rows, Nc)
-        counts[start : start + rows] = (distances <= radii[None, :]).sum(dim=1)
-    return counts
+    return _kth_neighbour_radii(points, k)
 
 
 def _nearest(
@@ -283,22 +264,75 @@ def _nearest(
 # ----------------------------------------------------------------------------- precision / recall, density / coverage
 
 
+def _exact_cdist(queries: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Euclidean distances `(Nq, Nr)` computed from the differences (no |a|^2 + |b|^2 - 2ab shortcut).
+
+    The same pair of rows gets the same distance in every call, and identical rows get exactly 0, so a
+    strict comparison `d < radius` is decided by the data, not by round-off.
+    """
+    return torch.cdist(queries, reference, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def _kth_neighbour_radii(points: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each row of `points` `(N, D)` to its k-th nearest *other* row, `(N,)` (exact distances)."""
+    num_points = points.shape[0]
+    radii = torch.empty(num_points, dtype=torch.float64)
+    rows = _rows_per_chunk(num_points)
+    for start in range(0, num_points, rows):
+        stop = min(start + rows, num_points)
+        distances = _exact_cdist(points[start:stop], points)  # (rows, N)
+        own = torch.arange(start, stop)
+        distances[own - start, own] = math.inf  # a point is not its own neighbour (duplicates still count)
+        radii[start:stop] = distances.topk(k, dim=1, largest=False).values[:, -1]
+    return radii
+
+
+def _inside_balls(real: torch.Tensor, fake: torch.Tensor, real_radii: torch.Tensor,
+                  fake_radii: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Every ball comparison from one real-fake distance matrix, strictly inside (`<`, as Naeem et al.'s `prdc`).
+
+    Returns, per fake, how many real balls contain it (`(M,)`); per real, whether some fake lies in its own ball
+    (`(N,)`); and, when `fake_radii` is given, per real whether it lies in some fake ball (`(N,)`).
+    Blocks of real rows keep memory small; each distance is computed once.
+    """
+    fake_in_real_balls = torch.zeros(fake.shape[0], dtype=torch.long)
+    real_ball_has_fake = torch.zeros(real.shape[0], dtype=torch.bool)
+    real_in_fake_balls = torch.zeros(real.shape[0], dtype=torch.bool)
+    rows = _rows_per_chunk(fake.shape[0])
+    for start in range(0, real.shape[0], rows):
+        stop = min(start + rows, real.shape[0])
+        distances = _exact_cdist(real[start:stop], fake)  # (rows, M): real i (row) to fake j (column)
+        inside_real = distances < real_radii[start:stop, None]  # fake j inside real ball i
+        fake_in_real_balls += inside_real.sum(dim=0)
+        real_ball_has_fake[start:stop] = inside_real.any(dim=1)
+        if fake_radii is not None:
+            real_in_fake_balls[start:stop] = (distances < fake_radii[None, :]).any(dim=1)
+    return {"fake_in_real_balls": fake_in_real_balls, "real_ball_has_fake": real_ball_has_fake,
+            "real_in_fake_balls": real_in_fake_balls}
+
+
+def _checked_pair(real_features: ArrayLike, fake_features: ArrayLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated float64 real `(N, D)` and fake `(M, D)` feature matrices with the same D."""
+    real = _as_feature_matrix(real_features, "real_features")
+    fake = _as_feature_matrix(fake_features, "fake_features")
+    _check_same_dimension(real, fake, ("real_features", "fake_features"))
+    return real, fake
+
+
 def precision_recall(real_features: ArrayLike, fake_features: ArrayLike, k: int = 3) -> dict[str, float]:
     """Improved precision and recall (Kynkäänniemi et al., 2019) with k-NN ball manifolds; both in [0, 1].
 
     precision = fraction of fake samples inside the real manifold (fidelity);
     recall = fraction of real samples inside the fake manifold (diversity). The manifold of a set is
     the union of balls around its samples, each with radius = distance to the sample's k-th nearest
-    neighbour in the same set; a point on a ball's boundary counts as inside.
+    neighbour in the same set. "Inside" means strictly closer than the radius, the convention of the
+    reference code (`prdc`, Naeem et al. 2020), and every comparison comes from one distance matrix.
     """
-    real = _as_feature_matrix(real_features, "real_features")
-    fake = _as_feature_matrix(fake_features, "fake_features")
-    _check_same_dimension(real, fake, ("real_features", "fake_features"))
+    real, fake = _checked_pair(real_features, fake_features)
     _check_k(k, {"real_features": real, "fake_features": fake})
-    real_radii = _knn_radii(real, k)  # (N,)
-    fake_radii = _knn_radii(fake, k)  # (M,)
-    precision = (_ball_counts(fake, real, real_radii) > 0).double().mean()
-    recall = (_ball_counts(real, fake, fake_radii) > 0).double().mean()
+    inside = _inside_balls(real, fake, _kth_neighbour_radii(real, k), _kth_neighbour_radii(fake, k))
+    precision = (inside["fake_in_real_balls"] > 0).double().mean()
+    recall = inside["real_in_fake_balls"].double().mean()
     return {"precision": float(precision), "recall": float(recall)}
 
 
@@ -306,19 +340,108 @@ def density_coverage(real_features: ArrayLike, fake_features: ArrayLike, k: int 
     """Density and coverage (Naeem et al., 2020), using k-NN balls around the *real* samples only.
 
     density = (1 / (k M)) * sum over the M fakes of how many real balls contain each fake
-    (about 1 when fake and real match; above 1 when fakes crowd into dense real regions, unbounded);
-    coverage = fraction of real samples whose ball contains at least one fake, in [0, 1]
-    (about 1 - 2^-k, i.e. 0.97 for k = 5, when fake and real match). Boundaries count as inside.
+    (1 for an exact copy of the real set; about 1 when fake and real match; above 1 when fakes crowd
+    into dense real regions, unbounded); coverage = fraction of real samples whose ball contains at
+    least one fake, in [0, 1] (about 1 - 2^-k, i.e. 0.97 for k = 5, when fake and real match).
+    "Inside" is strict (`<`), as in the reference code `prdc`, decided from one distance matrix.
     """
-    real = _as_feature_matrix(real_features, "real_features")
-    fake = _as_feature_matrix(fake_features, "fake_features")
-    _check_same_dimension(real, fake, ("real_features", "fake_features"))
+    real, fake = _checked_pair(real_features, fake_features)
     _check_k(k, {"real_features": real})
-    real_radii = _knn_radii(real, k)  # (N,)
-    density = _ball_counts(fake, real, real_radii).sum().double() / (k * fake.shape[0])
-    nearest_fake, _ = _nearest(real, fake)  # (N,)
-    coverage = (nearest_fake <= real_radii).double().mean()
+    inside = _inside_balls(real, fake, _kth_neighbour_radii(real, k), None)
+    density = inside["fake_in_real_balls"].sum().double() / (k * fake.shape[0])
+    coverage = inside["real_ball_has_fake"].double().mean()
     return {"density": float(density), "coverage": float(coverage)}
+
+
+# ----------------------------------------------------------------------------- kernel distance (KID)
+
+
+def _polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """KID's cubic kernel k(x, y) = (x . y / D + 1)^3 between rows of `a` `(N, D)` and `b` `(M, D)`, `(N, M)`."""
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def _unbiased_mmd2(real: torch.Tensor, fake: torch.Tensor) -> float:
+    """Unbiased estimate of MMD^2 between two samples with the cubic polynomial kernel (may be below 0)."""
+    n, m = real.shape[0], fake.shape[0]
+    k_rr, k_ff, k_rf = _polynomial_kernel(real, real), _polynomial_kernel(fake, fake), _polynomial_kernel(real, fake)
+    within_real = (k_rr.sum() - k_rr.diagonal().sum()) / (n * (n - 1))  # mean over i != j
+    within_fake = (k_ff.sum() - k_ff.diagonal().sum()) / (m * (m - 1))
+    return float(within_real + within_fake - 2.0 * k_rf.mean())
+
+
+def kid(real_features: ArrayLike, fake_features: ArrayLike, *, subset_size: int | None = None,
+        num_subsets: int = 100, seed: int = 0) -> dict[str, float]:
+    """Kernel Inception Distance (Bińkowski et al., 2018) between feature sets `(N, D)` and `(M, D)`.
+
+    KID is the squared maximum mean discrepancy with the kernel k(x, y) = (x . y / D + 1)^3, estimated
+    *without bias*: two samples of the same distribution give 0 on average at any n (a Fréchet distance
+    is biased upwards at small n), so a single estimate can be slightly negative. With
+    `subset_size=None` the estimate uses the full sets once (`sd` is NaN); otherwise it is the mean over
+    `num_subsets` random subsets of `subset_size` samples from each set (without replacement, seeded),
+    as Bińkowski et al. and torchmetrics do, and `sd` is the spread over subsets.
+    Returns {"kid", "sd", "num_subsets", "subset_size"}.
+    """
+    real, fake = _checked_pair(real_features, fake_features)
+    for name, matrix in (("real_features", real), ("fake_features", fake)):
+        if matrix.shape[0] < 2:
+            raise ValueError(f"{name} has N = {matrix.shape[0]} sample(s); the unbiased estimate needs at least 2.")
+    if subset_size is None:
+        return {"kid": _unbiased_mmd2(real, fake), "sd": math.nan, "num_subsets": 1,
+                "subset_size": min(real.shape[0], fake.shape[0])}
+    if isinstance(subset_size, bool) or not isinstance(subset_size, int) or subset_size < 2:
+        raise ValueError(f"subset_size must be an integer >= 2 or None (use the full sets); got {subset_size!r}.")
+    if subset_size > min(real.shape[0], fake.shape[0]):
+        raise ValueError(
+            f"subset_size = {subset_size} is larger than the sets (N = {real.shape[0]} real, M = {fake.shape[0]} "
+            "fake); pass subset_size <= min(N, M), or None to use the full sets."
+        )
+    if isinstance(num_subsets, bool) or not isinstance(num_subsets, int) or num_subsets < 1:
+        raise ValueError(f"num_subsets must be a positive integer; got {num_subsets!r}.")
+    rng = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(num_subsets):
+        real_rows = torch.randperm(real.shape[0], generator=rng)[:subset_size]
+        fake_rows = torch.randperm(fake.shape[0], generator=rng)[:subset_size]
+        values.append(_unbiased_mmd2(real[real_rows], fake[fake_rows]))
+    spread = float(np.std(values, ddof=1)) if num_subsets > 1 else math.nan
+    return {"kid": float(np.mean(values)), "sd": spread, "num_subsets": num_subsets, "subset_size": subset_size}
+
+
+# ----------------------------------------------------------------------------- Inception Score
+
+
+def inception_score(probabilities: ArrayLike, splits: int = 1) -> dict[str, float]:
+    """Inception Score (Salimans et al., 2016) from class probabilities p(y|x) `(N, K)` of a classifier.
+
+    IS = exp( mean over x of KL(p(y|x) || p(y)) ), with p(y) the mean of p(y|x) over the set: high when each
+    image is classified confidently *and* the set spreads over the classes; between 1 and K. It never looks
+    at real images, so it cannot see whether the images are realistic in any other way, or copied.
+    With `splits` > 1 the set is cut into that many equal parts (the original recipe used 10), the score is
+    computed per part and {"is": mean, "sd": spread over parts} is returned; with 1 part `sd` is NaN.
+    """
+    probs = _as_float64_tensor(probabilities, "probabilities")
+    if probs.ndim != 2 or probs.shape[1] < 2:
+        raise ValueError(
+            f"probabilities must be a (N, K) matrix of class probabilities with K >= 2 classes; received shape "
+            f"{tuple(probs.shape)}. From logits use `logits.softmax(dim=1)`."
+        )
+    _check_finite(probs, "probabilities")
+    row_sums = probs.sum(dim=1)
+    if float(probs.min()) < 0 or float((row_sums - 1).abs().max()) > 1e-4:
+        raise ValueError(
+            "probabilities must be non-negative and each row must sum to 1 (got row sums between "
+            f"{float(row_sums.min()):.4g} and {float(row_sums.max()):.4g}); pass softmax outputs, not logits."
+        )
+    if isinstance(splits, bool) or not isinstance(splits, int) or not 1 <= splits <= probs.shape[0]:
+        raise ValueError(f"splits must be an integer in 1..N = {probs.shape[0]}; got {splits!r}.")
+    scores = []
+    for part in torch.tensor_split(probs, splits):
+        marginal = part.mean(dim=0, keepdim=True)  # (1, K): p(y)
+        kl = torch.where(part > 0, part * (part.log() - marginal.log()), torch.zeros_like(part)).sum(dim=1)  # (n,)
+        scores.append(float(kl.mean().exp()))
+    spread = float(np.std(scores, ddof=1)) if splits > 1 else math.nan
+    return {"is": float(np.mean(scores)), "sd": spread}
 
 
 # ----------------------------------------------------------------------------- pixel intensities
