@@ -17,6 +17,7 @@ from course_utils.metrics import (
     class_balance,
     density_coverage,
     distribution,
+    find_training_copies,
     frechet_distance,
     frechet_distance_from_stats,
     gaussian_stats,
@@ -25,6 +26,7 @@ from course_utils.metrics import (
     memorisation_audit,
     nearest_neighbour_distances,
     normalised_class_entropy,
+    perturbed_copies,
     precision_recall,
 )
 
@@ -556,3 +558,61 @@ def test_inception_score_matches_torchmetrics_and_its_bounds():
     assert split["sd"] > 0
     with pytest.raises(ValueError, match="softmax"):
         distribution.inception_score(logits)
+
+
+# ----------------------------------------------------------------------------- the audit's baseline and its blind spots
+
+
+def test_find_training_copies_separates_exact_and_near_copies():
+    train, test, _ = audit_sets(seed=60)
+    baseline = torch.cat([test[:200], train[:5], (train[5:8] + 0.01).clamp(0, 1)])  # 200 fresh, 5 exact, 3 near
+    found = find_training_copies(baseline, train)
+    assert found["exact"].nonzero().flatten().tolist() == list(range(200, 205))
+    assert found["near"].nonzero().flatten().tolist() == [205, 206, 207]
+    assert int(found["keep"].sum()) == 200 and not bool(found["keep"][200:].any())
+    assert found["nearest_train_index"][200:205].tolist() == list(range(5))
+    assert found["distances"].shape == (208,)
+    assert int(find_training_copies(baseline, train, near_copy_ratio=0)["keep"].sum()) == 203  # exact ones only
+    with pytest.raises(ValueError, match="near_copy_ratio"):
+        find_training_copies(baseline, train, near_copy_ratio=1.5)
+
+
+def test_perturbed_copies_change_what_they_say():
+    images = torch.rand(6, 1, 5, 7, generator=torch.Generator().manual_seed(61)) * 0.8 + 0.1
+    assert torch.allclose(perturbed_copies(images, "brightness", brightness=0.05), images + 0.05)
+    assert torch.equal(perturbed_copies(images, "flip"), images.flip(-1))
+    shifted = perturbed_copies(images, "shift", shift_pixels=2)
+    assert torch.equal(shifted[..., 2:], images[..., :-2])
+    assert torch.equal(shifted[..., 0], images[..., 0]) and torch.equal(shifted[..., 1], images[..., 0])
+    noisy = perturbed_copies(images, "noise", noise_sd=0.05, seed=3)
+    assert torch.equal(noisy, perturbed_copies(images, "noise", noise_sd=0.05, seed=3))
+    assert float((noisy - images).std()) == pytest.approx(0.05, rel=0.3)
+    assert float(perturbed_copies(torch.ones(2, 1, 3, 3), "brightness").max()) == 1.0  # clipped to [0, 1]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        perturbed_copies(images, "rotate")
+    with pytest.raises(ValueError, match="shift_pixels"):
+        perturbed_copies(images, "shift", shift_pixels=7)
+
+
+def test_a_pixel_audit_misses_perturbed_copies_that_a_clean_baseline_reveals():
+    # smooth 'images' (sums of a few random bumps), so that a 1-px shift is a small change and a flip is not
+    g = torch.Generator().manual_seed(62)
+    grid = torch.linspace(-1, 1, 12)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+
+    def blobs(n: int) -> torch.Tensor:
+        centres, widths = torch.rand(n, 3, 2, generator=g) * 1.6 - 0.8, torch.rand(n, 3, generator=g) * 0.3 + 0.2
+        bumps = torch.exp(-((xx - centres[..., 0, None, None]) ** 2 + (yy - centres[..., 1, None, None]) ** 2)
+                          / widths[..., None, None] ** 2)
+        return (bumps.sum(dim=1, keepdim=True) / 3).clamp(0, 1)  # (n, 1, 12, 12)
+
+    train, baseline = blobs(600), blobs(300)
+    copies = train[:200]
+    exact = memorisation_audit(copies, train, baseline, percentile=5.0)["fraction_suspiciously_close"]
+    flipped = memorisation_audit(perturbed_copies(copies, "flip"), train, baseline,
+                                 percentile=5.0)["fraction_suspiciously_close"]
+    assert exact == 1.0
+    assert flipped < 0.5  # a mirrored copy is far from its original in pixel space: the audit's blind spot
+    mirrored_train = torch.cat([train, train.flip(-1)])  # searching the mirror images too closes that gap
+    assert memorisation_audit(perturbed_copies(copies, "flip"), mirrored_train, baseline,
+                              percentile=5.0)["fraction_suspiciously_close"] == 1.0

@@ -33,7 +33,12 @@ from course_utils.metrics.features import (
     inception_fid,
     predict_labels,
 )
-from course_utils.metrics.memorisation import memorisation_audit, nearest_neighbour_distances
+from course_utils.metrics.memorisation import (
+    find_training_copies,
+    memorisation_audit,
+    nearest_neighbour_distances,
+    perturbed_copies,
+)
 from course_utils.metrics.segmentation import case_scores, dice_per_class, iou_per_class, summarise_scores
 
 __all__ = [
@@ -50,6 +55,7 @@ __all__ = [
     "density_coverage",
     "dice_per_class",
     "extract_features",
+    "find_training_copies",
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
@@ -62,6 +68,7 @@ __all__ = [
     "memorisation_audit",
     "nearest_neighbour_distances",
     "normalised_class_entropy",
+    "perturbed_copies",
     "precision_recall",
     "predict_labels",
     "summarise_scores",

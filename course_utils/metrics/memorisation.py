@@ -4,22 +4,35 @@ Introduced in notebook 03 (`03_evaluating_gans`).
 
 A generator trained on patient images must not hand them back. The audit measures, for every
 generated image, the Euclidean distance to its nearest *training* image, and compares it with the
-baseline a fresh real image gets: the distance from each *held-out test* image to its nearest
-training image. A generator that copies sits far below that baseline; one that generalises looks
-like the test set. Distances are on flattened pixels (images `(B, C, H, W)` in [0, 1]) or on any
-feature matrix `(N, D)`; all three sets must use the same representation. Computed on the CPU in float64.
+baseline a fresh real image gets: the distance from each *held-out* real image (from the same source
+as the training split, e.g. the validation split) to its nearest training image. A generator that
+copies sits far below that baseline; one that generalises looks like the held-out images. Distances are
+on flattened pixels (images `(B, C, H, W)` in [0, 1]) or on any feature matrix `(N, D)`; all three sets
+must use the same representation. Computed on the CPU in float64.
+
+- `find_training_copies`: which held-out images are exact or near copies of a training image (public
+  datasets contain them); leave them out of the baseline, or the threshold flags only exact copies.
+- `perturbed_copies`: training images with a small change (noise, brightness, a shift, a mirror image),
+  the copies a pixel-space audit misses: use them to show what an audit cannot see.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
-from course_utils.metrics.distribution import _as_feature_matrix, _as_float64_tensor, _nearest
+from course_utils.metrics.distribution import (
+    _as_feature_matrix,
+    _as_float64_tensor,
+    _as_unit_images,
+    _nearest,
+)
 
 ArrayLike = Any  # torch.Tensor | np.ndarray
+Perturbation = Literal["noise", "brightness", "shift", "flip"]
+PERTURBATIONS: tuple[str, ...] = ("noise", "brightness", "shift", "flip")
 
 
 def _as_flat_samples(samples: ArrayLike, name: str, min_samples: int = 1) -> torch.Tensor:
@@ -84,7 +97,9 @@ def memorisation_audit(
 ) -> dict[str, Any]:
     """Compare generated→train nearest distances with the test→train baseline; see the keys below.
 
-    Inputs: images `(N, C, H, W)` in [0, 1] (or features `(N, D)`), the same representation for all three.
+    Inputs: images `(N, C, H, W)` in [0, 1] (or features `(N, D)`), the same representation for all three;
+    `test` is the baseline set of held-out real images (from the training data's source, e.g. the validation
+    split, without copies of training images: `find_training_copies`).
     Returns a dict with
       generated_to_train (Ng,) float64 and generated_nearest_train_index (Ng,) long: each generated
         sample's nearest training sample;
@@ -158,3 +173,68 @@ def memorisation_audit(
         "closest_train_indices": nearest_train[order],
         "closest_distances": generated_to_train[order],
     }
+
+
+def find_training_copies(
+    images: ArrayLike, train: ArrayLike, near_copy_ratio: float = 0.5, chunk: int = 1024
+) -> dict[str, torch.Tensor]:
+    """Which `images` are exact or near copies of a training image? A check of the audit's baseline set.
+
+    An image is an *exact* copy when its nearest training image is at distance 0, and a *near* copy when
+    that distance is below `near_copy_ratio` times the median nearest-training distance of all `images`
+    (closer than half the typical distance, by default). Near copies are re-exports, crops or other scans of
+    the same patient as often as chance look-alikes: look at them. Returns `distances` float64 `(N,)`,
+    `nearest_train_index` `(N,)`, and boolean masks `exact`, `near` (excludes exact) and `keep` (neither).
+    Images `(N, C, H, W)` or features `(N, D)`, the same representation for both sets.
+    """
+    if isinstance(near_copy_ratio, bool) or not isinstance(near_copy_ratio, int | float) or not 0 <= near_copy_ratio < 1:
+        raise ValueError(
+            f"near_copy_ratio must be a number in [0, 1) (a fraction of the median distance; 0 finds exact copies "
+            f"only); got {near_copy_ratio!r}."
+        )
+    distances, nearest = nearest_neighbour_distances(images, train, chunk=chunk)  # (N,), (N,)
+    exact = distances == 0
+    near = (distances < near_copy_ratio * float(distances.median())) & ~exact
+    return {"distances": distances, "nearest_train_index": nearest, "exact": exact, "near": near,
+            "keep": ~(exact | near)}
+
+
+def perturbed_copies(
+    images: ArrayLike,
+    kind: Perturbation,
+    *,
+    noise_sd: float = 0.05,
+    brightness: float = 0.05,
+    shift_pixels: int = 1,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Copies of `images` `(N, C, H, W)` in [0, 1] with one small change, clipped to [0, 1] (float32, CPU).
+
+    kind: "noise" adds Gaussian noise of sd `noise_sd`; "brightness" adds `brightness` to every pixel;
+    "shift" moves the image `shift_pixels` to the right (the left edge column repeated); "flip" mirrors it
+    left-right. Each is still the training image to a human eye, so an audit that misses it is blind to
+    that kind of copy. Noise is drawn from `seed`.
+    """
+    unit = _as_unit_images(images, "images")
+    if unit.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W); received shape {tuple(unit.shape)}.")
+    unit = unit.float()
+    if kind == "noise":
+        noise = torch.randn(unit.shape, generator=torch.Generator().manual_seed(seed))
+        changed = unit + noise_sd * noise
+    elif kind == "brightness":
+        changed = unit + brightness
+    elif kind == "shift":
+        if isinstance(shift_pixels, bool) or not isinstance(shift_pixels, int) or not 0 < shift_pixels < unit.shape[-1]:
+            raise ValueError(f"shift_pixels must be an integer in 1..{unit.shape[-1] - 1}; got {shift_pixels!r}.")
+        edge = unit[..., :1].expand(*unit.shape[:-1], shift_pixels)
+        changed = torch.cat([edge, unit[..., :-shift_pixels]], dim=-1)
+    elif kind == "flip":
+        changed = unit.flip(-1)
+    else:
+        raise ValueError(f"kind must be one of {PERTURBATIONS}; got {kind!r}.")
+    return changed.clamp(0.0, 1.0)
+
+
+__all__ = ["PERTURBATIONS", "find_training_copies", "memorisation_audit", "nearest_neighbour_distances",
+           "perturbed_copies"]
