@@ -226,3 +226,38 @@ def test_inception_fid_checks_inputs_first() -> None:
         inception_fid(torch.rand(1, 1, 28, 28), torch.rand(4, 1, 28, 28))
     with pytest.raises(ValueError, match="channels"):
         inception_fid(np.zeros((4, 2, 28, 28), dtype=np.uint8), torch.rand(4, 1, 28, 28))
+
+
+def test_imagenet_inception_score_offline_says_how_to_get_weights(monkeypatch, tmp_path) -> None:
+    _pretend_fidelity_installed(monkeypatch)
+    monkeypatch.setattr(features.torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(InceptionWeightsUnavailableError, match="allow_download=False"):
+        features.imagenet_inception_score(torch.rand(12, 1, 28, 28), allow_download=False)
+    with pytest.raises(ValueError, match="10 splits"):
+        features.imagenet_inception_score(torch.rand(4, 1, 28, 28))
+
+
+def test_imagenet_inception_score_feeds_rgb_unit_images(monkeypatch) -> None:
+    _pretend_fidelity_installed(monkeypatch)
+    import torchmetrics.image.inception as inception_module
+
+    seen: list[tuple[int, ...]] = []
+
+    class StandIn:
+        def __init__(self, **kwargs):
+            assert kwargs == {"normalize": True}
+
+        def to(self, device):
+            return self
+
+        def update(self, batch):
+            assert 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0
+            seen.append(tuple(batch.shape))
+
+        def compute(self):
+            return torch.tensor(1.25), torch.tensor(0.1)
+
+    monkeypatch.setattr(inception_module, "InceptionScore", StandIn)
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8)
+    assert features.imagenet_inception_score(images, batch_size=5) == 1.25
+    assert seen == [(5, 3, 28, 28), (5, 3, 28, 28), (2, 3, 28, 28)]

@@ -30,8 +30,10 @@ from course_utils.metrics.features import (
     InceptionWeightsUnavailableError,
     classifier_accuracy,
     extract_features,
+    imagenet_inception_score,
     inception_fid,
     predict_labels,
+    predict_logits,
 )
 from course_utils.metrics.memorisation import (
     find_training_copies,
@@ -59,6 +61,7 @@ __all__ = [
     "frechet_distance",
     "frechet_distance_from_stats",
     "gaussian_stats",
+    "imagenet_inception_score",
     "inception_fid",
     "inception_score",
     "iou_per_class",
@@ -71,5 +74,6 @@ __all__ = [
     "perturbed_copies",
     "precision_recall",
     "predict_labels",
+    "predict_logits",
     "summarise_scores",
 ]

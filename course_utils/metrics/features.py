@@ -101,12 +101,16 @@ def inception_weights_message(reason: str) -> str:
     )
 
 
-def _build_inception_fid(weights_path: str | Path | None, allow_download: bool) -> Any:
-    """torchmetrics' FrechetInceptionDistance (2048-D pool features, [0, 1] float input), or the clear error."""
+def _inception_metric(kind: str, weights_path: str | Path | None, allow_download: bool) -> Any:
+    """torchmetrics' FrechetInceptionDistance (kind "fid", 2048-D pool features) or InceptionScore (kind "is",
+    ImageNet logits), both on [0, 1] float input; or the clear InceptionWeightsUnavailableError."""
     if weights_path is not None and not Path(weights_path).is_file():
         raise InceptionWeightsUnavailableError(inception_weights_message(f"no file at weights_path={weights_path}"))
     try:
-        from torchmetrics.image.fid import FrechetInceptionDistance
+        if kind == "fid":
+            from torchmetrics.image.fid import FrechetInceptionDistance as metric_class
+        else:
+            from torchmetrics.image.inception import InceptionScore as metric_class
     except ImportError as error:
         raise InceptionWeightsUnavailableError(
             inception_weights_message(f"torchmetrics' image metrics could not be imported ({error})")
@@ -120,11 +124,11 @@ def _build_inception_fid(weights_path: str | Path | None, allow_download: bool) 
         raise InceptionWeightsUnavailableError(
             inception_weights_message(f"{cached} does not exist and downloading was not allowed (allow_download=False)")
         )
-    kwargs: dict[str, Any] = {"feature": 2048, "normalize": True}
+    kwargs: dict[str, Any] = {"feature": 2048, "normalize": True} if kind == "fid" else {"normalize": True}
     if weights_path is not None:
         kwargs["feature_extractor_weights_path"] = str(weights_path)
     try:
-        return FrechetInceptionDistance(**kwargs)
+        return metric_class(**kwargs)
     except ModuleNotFoundError as error:
         raise InceptionWeightsUnavailableError(
             inception_weights_message(f"a package it needs is not installed ({error})")
@@ -133,6 +137,15 @@ def _build_inception_fid(weights_path: str | Path | None, allow_download: bool) 
         raise InceptionWeightsUnavailableError(
             inception_weights_message(f"loading the weights failed ({type(error).__name__}: {str(error)[:200]})")
         ) from error
+
+
+def _feed_rgb(metric: Any, images: torch.Tensor, batch_size: int, device: torch.device, **update: Any) -> None:
+    """Pass checked images to a torchmetrics Inception metric in batches, grey repeated to 3 channels."""
+    for start in range(0, images.shape[0], batch_size):
+        batch = as_unit_images(images[start:start + batch_size], device)  # (B, C, H, W) in [0, 1]
+        if batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)  # grey → RGB, as Inception expects
+        metric.update(batch, **update)
 
 
 def inception_fid(
@@ -155,16 +168,37 @@ def inception_fid(
     for name, images in (("real", real), ("fake", fake)):
         if images.shape[0] < 2:
             raise ValueError(f"{name} has {images.shape[0]} image(s); FID needs at least 2 per set (thousands in practice).")
-    metric = _build_inception_fid(weights_path, allow_download)
+    metric = _inception_metric("fid", weights_path, allow_download)
     device = torch.device(device) if device is not None else torch.device("cpu")
     metric = metric.to(device)
     for is_real, images in ((True, real), (False, fake)):
-        for start in range(0, images.shape[0], batch_size):
-            batch = as_unit_images(images[start:start + batch_size], device)  # (B, C, H, W) in [0, 1]
-            if batch.shape[1] == 1:
-                batch = batch.expand(-1, 3, -1, -1)  # grey → RGB, as Inception expects
-            metric.update(batch, real=is_real)
+        _feed_rgb(metric, images, batch_size, device, real=is_real)
     value = float(metric.compute())
+    return value if math.isfinite(value) else math.nan
+
+
+def imagenet_inception_score(
+    images: ArrayLike,
+    batch_size: int = 50,
+    device: torch.device | str | None = None,
+    allow_download: bool = True,
+) -> float:
+    """The standard Inception Score (torchmetrics, ImageNet Inception-v3 logits, 10 splits) of images `(N, C, H, W)`.
+
+    Uses the same weights as `inception_fid` (from the torch hub folder; `allow_download=False` refuses to fetch
+    them) and raises `InceptionWeightsUnavailableError`, saying how to get them, when they cannot be loaded.
+    For X-rays its 1,000 ImageNet classes are meaningless: `inception_score` on a domain classifier's
+    probabilities asks the same question in classes that exist in the images.
+    """
+    require_int(batch_size, "batch_size")
+    images = check_unit_images(images, "images", (1, 3), min_size=1)
+    if images.shape[0] < 10:
+        raise ValueError(f"images has {images.shape[0]} image(s); the standard score uses 10 splits, so pass >= 10.")
+    metric = _inception_metric("is", None, allow_download)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    metric = metric.to(device)
+    _feed_rgb(metric, images, batch_size, device)
+    value = float(metric.compute()[0])
     return value if math.isfinite(value) else math.nan
 
 
@@ -172,6 +206,7 @@ __all__ = [
     "InceptionWeightsUnavailableError",
     "classifier_accuracy",
     "extract_features",
+    "imagenet_inception_score",
     "inception_fid",
     "inception_weights_message",
     "predict_labels",
