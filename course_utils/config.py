@@ -144,12 +144,15 @@ class DomainClassifierSettings:
 
 @dataclass(frozen=True)
 class ResNetSettings:
-    """Notebook 04's ResNet-18: the same number of optimisation steps in every training regime."""
+    """Notebook 04's ResNet-18: the same step cap and early-stopping rule in every training regime."""
 
     stem: str  # 'medmnist' (the MedMNIST v2 28 px ResNet-18) or 'pooled' (max-pool kept: 4x cheaper)
-    num_steps: int
+    num_steps: int  # the cap: no regime trains longer (the cosine schedule spans it)
     batch_size: int
     lr: float = 1e-3  # Adam, as MedMNIST v2's benchmark
+    eval_every: int = 10  # steps between inner-validation AUC evaluations
+    patience: int | None = 5  # evaluations without a better validation AUC before stopping (None: run to the cap)
+    validation_fraction: float = 0.2  # share of each fold's real training part held out for early stopping
 
 
 # ----------------------------------------------------------------------------- one class per notebook
@@ -227,9 +230,13 @@ class ConditionalGANSettings:
     domain_classifier: DomainClassifierSettings  # the feature network of the per-class GAN metrics (notebook 03's)
     synthetic_ratio: float = 1.0  # 'real + GAN' adds this many synthetic images per real training image
     image_size: int = 28
-    cv_seed: int = 0  # fold assignment
+    cv_seed: int = 0  # fold assignment (repetition j of repeated CV shuffles with cv_seed + j)
     seed: int = 0  # GAN and classifier seeds are seed + fold index
     k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
+    repeats: int = 1  # repeated cross-validation: repeats x folds (Bouckaert & Frank, 2004)
+    fractions: tuple[float, ...] = (1.0,)  # learning curve: shares of each fold's training part (1.0 = Step 7)
+    bootstrap_resamples: int = 2000  # resamples of the official test images for its confidence intervals
+    target_sensitivity: float = 0.9  # the operating point: threshold chosen on inner validation for this sensitivity
 
 
 @dataclass(frozen=True)
@@ -396,18 +403,19 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "04_conditional_gan_augmentation": {
         "smoke": ConditionalGANSettings(
             dataset="breastmnist", folds=2, max_pool=96, gan_width=8, gan=_ttur(num_epochs=1, batch_size=16),
-            classifier=ResNetSettings(stem="pooled", num_steps=2, batch_size=16),
-            domain_classifier=DomainClassifierSettings(num_epochs=1),
+            classifier=ResNetSettings(stem="pooled", num_steps=2, batch_size=16, eval_every=1, patience=2),
+            domain_classifier=DomainClassifierSettings(num_epochs=1), fractions=(0.5, 1.0),
+            bootstrap_resamples=200,
         ),
         "cpu": ConditionalGANSettings(
             dataset="breastmnist", folds=5, max_pool=None, gan_width=32, gan=_ttur(num_epochs=80, batch_size=32),
-            classifier=ResNetSettings(stem="pooled", num_steps=80, batch_size=32),
-            domain_classifier=DomainClassifierSettings(num_epochs=8),
+            classifier=ResNetSettings(stem="pooled", num_steps=200, batch_size=32, eval_every=10, patience=5),
+            domain_classifier=DomainClassifierSettings(num_epochs=8), fractions=(0.25, 1.0),
         ),
         "gpu": ConditionalGANSettings(
             dataset="breastmnist", folds=5, max_pool=None, gan_width=64, gan=_ttur(num_epochs=300, batch_size=32),
-            classifier=ResNetSettings(stem="medmnist", num_steps=1500, batch_size=64),
-            domain_classifier=DomainClassifierSettings(num_epochs=10),
+            classifier=ResNetSettings(stem="medmnist", num_steps=2000, batch_size=64, eval_every=25, patience=10),
+            domain_classifier=DomainClassifierSettings(num_epochs=10), repeats=3, fractions=(0.1, 0.25, 0.5, 1.0),
         ),
     },
     "05_srgan_mri_super_resolution": {
