@@ -72,27 +72,93 @@ def test_regime_data_sizes_and_errors():
 def _one_fold(seed: int, regimes: tuple[str, ...] = ("real + classic aug", "real + GAN")):
     images, labels = _indexed_data(40)
     images = (images * 5 + (labels[:, None, None, None] * 60).to(torch.uint8)).contiguous()  # a learnable signal
-    fold = stratified_folds(labels, k=2, seed=0)[0]
+    split = study.inner_split(stratified_folds(labels, k=2, seed=0)[0], labels, validation_fraction=0.3, seed=seed)
     config = TrainConfig(num_epochs=1, batch_size=8, latent_dim=8, seed=seed, snapshot_every=0, checkpoint_every=0)
-    gan = study.train_fold_gan(images, labels, fold, num_classes=2, config=config, base_width=8, progress=False)
-    fake_labels = study.synthetic_labels(labels[torch.from_numpy(fold.train_indices)], 20, 2, seed=seed)
+    gan = study.train_fold_gan(images, labels, split.gan_fold, num_classes=2, config=config, base_width=8,
+                               progress=False)
+    fake_labels = study.synthetic_labels(labels[torch.from_numpy(split.fold.train_indices)], 20, 2, seed=seed)
     fakes = generate_conditional(gan.generator, fake_labels, seed=seed)
-    metrics = study.run_regimes(fold, images, labels, fakes, fake_labels, num_classes=2, positive_class=1,
-                                synthetic_ratio=1.0, steps=2, batch_size=4, stem="pooled", seed=seed, regimes=regimes)
+    metrics = study.run_regimes(split.fold, images, labels, fakes, fake_labels, num_classes=2, positive_class=1,
+                                synthetic_ratio=1.0, steps=3, batch_size=4, stem="pooled", seed=seed, regimes=regimes,
+                                validation_indices=split.validation_indices, eval_every=1, patience=2,
+                                target_sensitivity=0.9, extra_eval={"test": (images[:6], labels[:6])})
     return fakes, metrics
 
 
-def _without_time(metrics):
-    return {r: {s: {k: v for k, v in m.items() if k != "seconds"} for s, m in split.items()}
-            for r, split in metrics.items()}
+def _without_time(results):
+    return {r: {s: {k: v for k, v in m.items() if k != "seconds"} for s, m in result.metrics.items()}
+            for r, result in results.items()}
 
 
 def test_a_fold_is_reproducible_from_its_seeds(one_thread):
-    fakes, metrics = _one_fold(seed=0)
-    fakes_again, metrics_again = _one_fold(seed=0)
+    fakes, results = _one_fold(seed=0)
+    fakes_again, results_again = _one_fold(seed=0)
     fakes_other, _ = _one_fold(seed=1, regimes=())
     assert torch.equal(fakes, fakes_again)
-    assert _without_time(metrics) == _without_time(metrics_again)
+    assert _without_time(results) == _without_time(results_again)
     assert not torch.equal(fakes, fakes_other)
-    assert set(metrics) == {"real + classic aug", "real + GAN"}
-    assert set(metrics["real + GAN"]["held-out"]) == {"accuracy", "auc", "sensitivity", "specificity", "f1", "seconds"}
+    assert set(results) == {"real + classic aug", "real + GAN"}
+    metrics = results["real + GAN"].metrics
+    assert set(metrics) == {"held-out", "test"}
+    assert set(metrics["held-out"]) == {"accuracy", "auc", "sensitivity", "specificity", "f1", "seconds", "best_step",
+                                        "steps_run", "op sensitivity", "op specificity"}
+    result = results["real + GAN"]
+    assert result.probabilities["held-out"].shape == (20, 2) and result.probabilities["test"].shape == (6, 2)
+    assert 1 <= result.best_step <= result.history["steps_run"] <= 3
+    assert result.history["eval_steps"][: len(result.history["validation_auc"])] == result.history["eval_steps"]
+    # the stored probabilities give the stored metrics
+    from course_utils.metrics.classification import classification_metrics
+    again = classification_metrics(_indexed_data(40)[1][:6], result.probabilities["test"], 1)
+    assert again["auc"] == metrics["test"]["auc"]
+
+
+def test_inner_split_is_stratified_nested_and_never_touches_the_held_out_fold():
+    labels = torch.tensor([1] * 30 + [0] * 90)
+    fold = stratified_folds(labels, k=4, seed=0)[1]
+    splits = {f: study.inner_split(fold, labels, fraction=f, validation_fraction=0.2, seed=5) for f in (0.25, 0.5, 1)}
+    for f, split in splits.items():
+        train, val = split.fold.train_indices, split.validation_indices
+        assert np.array_equal(split.fold.test_indices, fold.test_indices)
+        assert np.intersect1d(train, val).size == 0 and np.intersect1d(np.union1d(train, val), fold.test_indices).size == 0
+        assert set(np.union1d(train, val)) <= set(fold.train_indices)
+        for part in (train, val):
+            assert {0, 1} <= set(labels[part].tolist())  # every class on both sides
+        share = labels[train].float().mean()
+        assert abs(share - 0.25) < 0.06  # the class mix of the pool
+        assert len(train) + len(val) == pytest.approx(f * len(fold.train_indices), abs=2)
+        gan_fold = split.gan_fold  # what the GAN may see: the training indices only
+        assert np.array_equal(gan_fold.train_indices, train)
+        assert set(gan_fold.test_indices) == set(val) | set(fold.test_indices)
+    assert set(splits[0.25].fold.train_indices) <= set(splits[0.5].fold.train_indices) <= set(splits[1].fold.train_indices)
+    assert set(splits[0.25].validation_indices) <= set(splits[1].validation_indices)
+    again = study.inner_split(fold, labels, fraction=0.5, validation_fraction=0.2, seed=5)
+    assert np.array_equal(again.fold.train_indices, splits[0.5].fold.train_indices)
+    with pytest.raises(ValueError, match="too few"):
+        study.inner_split(fold, torch.tensor([1] * 2 + [0] * 118), validation_fraction=0.2)
+    with pytest.raises(ValueError, match="fraction"):
+        study.inner_split(fold, labels, fraction=0.0)
+
+
+def test_the_inner_validation_set_must_be_its_own_images():
+    images, labels = _indexed_data()
+    fold = stratified_folds(labels, k=4, seed=0)[0]
+    for overlap in (fold.train_indices[:3], fold.test_indices[:3]):
+        with pytest.raises(LeakageError, match="inner-validation indices"):
+            study.run_regimes(fold, images, labels, images, labels, num_classes=2, positive_class=1,
+                              synthetic_ratio=1.0, steps=1, batch_size=4, validation_indices=overlap)
+
+
+def test_bootstrap_over_fold_models_is_paired_across_regimes():
+    labels = torch.tensor([0, 1] * 10)
+    good = np.stack([1 - labels.numpy() * 0.8 - 0.1, labels.numpy() * 0.8 + 0.1], 1)  # (20, 2): perfect ranking
+    noise = np.random.default_rng(0).random((20, 1))
+    bad = np.concatenate([1 - noise, noise], 1)
+
+    def result(p):
+        return study.RegimeResult({}, {"test": p}, {})
+
+    fold_results = [{"a": result(good), "b": result(bad)}, {"a": result(good), "b": result(good)}]
+    draws = study.bootstrap_regimes(fold_results, "test", labels, positive_class=1, resamples=100, seed=1)
+    assert set(draws) == {"a", "b"} and draws["a"].shape == (100,)
+    assert np.all(draws["a"][np.isfinite(draws["a"])] == 1.0)
+    assert np.all(draws["a"] - draws["b"] >= -1e-12)  # same resamples: the better regime never loses

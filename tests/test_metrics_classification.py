@@ -14,12 +14,17 @@ from course_utils.metrics.classification import (
     Fold,
     LeakageError,
     binary_auc,
+    bootstrap_metric,
     check_fold,
     classification_metrics,
     confusion_matrix,
+    operating_point,
     paired_fold_test,
+    percentile_interval,
+    repeated_stratified_folds,
     stratified_folds,
     summarise_folds,
+    threshold_for_sensitivity,
 )
 
 
@@ -141,6 +146,85 @@ def test_paired_test_matches_scipy_and_the_correction_is_more_cautious():
         paired_fold_test(a, b[:3])
     with pytest.raises(ValueError, match="test_fraction"):
         paired_fold_test(a, b, test_fraction=1.5)
+
+
+def test_corrected_interval_matches_scipy_and_the_detectable_difference_a_known_answer():
+    a = np.array([0.81, 0.84, 0.79, 0.86, 0.83, 0.80, 0.85, 0.82, 0.78, 0.84])
+    b = np.array([0.78, 0.80, 0.79, 0.82, 0.80, 0.81, 0.80, 0.79, 0.77, 0.80])
+    d = a - b
+    for folds, fraction in ((5, 0.2), (10, 0.2)):  # 5-fold; 2 x 5-fold repeated (n = 10 differences, df = 9)
+        result = paired_fold_test(a[:folds], b[:folds], test_fraction=fraction)
+        se = math.sqrt(1 / folds + 0.25) * d[:folds].std(ddof=1)
+        low, high = stats.t.interval(0.95, df=folds - 1, loc=d[:folds].mean(), scale=se)  # independent route
+        assert (result["ci_low"], result["ci_high"]) == pytest.approx((low, high))
+        assert result["se_corrected"] == pytest.approx(se)
+        # power 0.8 at the MDD: a shifted t (the normal approximation of the power of a t-test) puts 80 % above
+        # the critical value, i.e. P(T + mdd/se > t_crit) = 0.8 with T ~ t(df)
+        t_crit = stats.t.ppf(0.975, folds - 1)
+        assert stats.t.sf(t_crit - result["mdd"] / se, folds - 1) == pytest.approx(0.8)
+    # the CI excludes 0 exactly when the corrected p < 0.05
+    result = paired_fold_test(a, b, test_fraction=0.2)
+    assert (result["ci_low"] > 0) == (result["t_p_corrected"] < 0.05)
+    # a known answer: differences [1, -1, 1, -1, 0], s_d = 1, k = 5, n_test/n_train = 1/4
+    known = paired_fold_test([1, -1, 1, -1, 0], [0, 0, 0, 0, 0], test_fraction=0.2)
+    assert known["se_corrected"] == pytest.approx(math.sqrt(0.45))
+    assert known["mdd"] == pytest.approx((2.7764451 + 0.9409646) * math.sqrt(0.45), rel=1e-6)
+    constant = paired_fold_test([3.0, 2.0, 1.0], [2.5, 1.5, 0.5], test_fraction=0.2)  # sd 0: a zero-width interval
+    assert constant["ci_low"] == 0.5 and constant["ci_high"] == 0.5
+    assert constant["mdd"] == 0
+
+
+def test_repeated_folds_cover_everything_once_per_repetition():
+    labels = _imbalanced_labels(60)
+    folds = repeated_stratified_folds(labels, k=3, repeats=2, seed=4)
+    assert [f.index for f in folds] == list(range(6))
+    for j in range(2):
+        held = np.sort(np.concatenate([f.test_indices for f in folds[3 * j:3 * j + 3]]))
+        assert np.array_equal(held, np.arange(60))
+        same = stratified_folds(labels, k=3, seed=4 + j)
+        pairs = zip(folds[3 * j:3 * j + 3], same, strict=True)
+        assert all(np.array_equal(f.test_indices, g.test_indices) for f, g in pairs)
+    assert not np.array_equal(folds[0].test_indices, folds[3].test_indices)
+    with pytest.raises(ValueError, match="repeats"):
+        repeated_stratified_folds(labels, k=3, repeats=0)
+
+
+def test_bootstrap_matches_a_hand_written_bootstrap_with_scikit_learn():
+    rng = np.random.default_rng(3)
+    labels = _imbalanced_labels(80, seed=3)
+    models = []
+    for _ in range(3):
+        p1 = np.clip(0.3 * labels + rng.random(80) * 0.7, 0, 1)  # (80,) informative but noisy
+        models.append(np.stack([1 - p1, p1], axis=1))  # (80, 2)
+    values = bootstrap_metric(labels, models, metric="auc", positive_class=1, resamples=300, seed=7)
+    index = np.random.default_rng(7).integers(0, 80, size=(300, 80))
+    expected = [np.mean([roc_auc_score(labels[rows], m[rows, 1]) for m in models]) for rows in index]
+    np.testing.assert_allclose(values, expected, rtol=1e-12)
+    low, high = percentile_interval(values)
+    assert (low, high) == pytest.approx(tuple(np.percentile(expected, [2.5, 97.5])))
+    assert low < np.mean([roc_auc_score(labels, m[:, 1]) for m in models]) < high
+    # the same seed draws the same resamples: a paired difference of two methods
+    other = bootstrap_metric(labels, models[:1], metric="auc", positive_class=1, resamples=300, seed=7)
+    np.testing.assert_allclose(other, [roc_auc_score(labels[rows], models[0][rows, 1]) for rows in index])
+    with pytest.raises(ValueError, match="metric"):
+        bootstrap_metric(labels, models, metric="kappa", positive_class=1)
+    tiny = bootstrap_metric(np.array([0, 1]), [np.eye(2)], positive_class=1, resamples=50)
+    assert np.isnan(tiny).any() and np.isfinite(tiny).any()  # resamples without one class are NaN, not an error
+
+
+def test_threshold_at_a_fixed_sensitivity_and_its_operating_point():
+    labels = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    scores = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.65, 0.35, 0.25, 0.1, 0.05])
+    threshold = threshold_for_sensitivity(labels, scores, positive_class=1, target=0.9)
+    assert threshold == 0.3  # 9 of 10 positives score >= 0.3; 0.2 would also reach 90 % but is lower
+    point = operating_point(labels, scores, 1, threshold)
+    assert point["sensitivity"] == pytest.approx(recall_score(labels, scores >= threshold))
+    assert point["specificity"] == pytest.approx(recall_score(labels, scores >= threshold, pos_label=0))
+    assert point == pytest.approx({"sensitivity": 0.9, "specificity": 0.6})
+    assert threshold_for_sensitivity(labels, scores, 1, target=1.0) == 0.2
+    assert threshold_for_sensitivity(1 - labels, 1 - scores, 0, target=0.8) == pytest.approx(0.15)  # class 0 positive
+    with pytest.raises(ValueError, match="no sample of the positive class"):
+        threshold_for_sensitivity(np.zeros(5, dtype=int), scores[:5], 1)
 
 
 def test_summarise_folds_mean_and_sample_sd():

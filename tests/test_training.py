@@ -634,3 +634,57 @@ def test_a_checkpoint_from_an_older_course_version_says_so(data, tmp_path) -> No
     with pytest.raises(CheckpointMismatchError, match="older version of the course.*resume=False"):
         train_gan(*make_models(), data, dataclass_replace(config, num_epochs=2), checkpoint_dir=tmp_path,
                   progress=False)
+
+
+# --- train_classifier's early stopping on an inner validation set (notebook 04) ----------------------------------
+
+
+def _tiny_classifier_data() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """A linear classifier on 8 px images and 24 labelled images (class 1: bright top half)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    labels = torch.arange(24) % 2
+    images = torch.randint(0, 100, (24, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    images[labels == 1, :, :4] += 120
+    return model, images, labels
+
+
+def test_early_stopping_keeps_the_best_weights_and_stops_after_patience(monkeypatch) -> None:
+    from course_utils.training import supervised
+
+    model, images, labels = _tiny_classifier_data()
+    scripted = iter([0.5, 0.7, 0.6, 0.7, 0.65, 0.9])  # best at the 2nd evaluation; 3 evaluations without gain
+    seen = []
+
+    def fake_auc(model, images, labels, num_classes):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(supervised, "validation_auc", fake_auc)
+    history = supervised.train_classifier(model, images[:16], labels[:16], num_classes=2, steps=40, batch_size=4,
+                                          validation=(images[16:], labels[16:]), eval_every=2, patience=3)
+    assert history["eval_steps"] == [2, 4, 6, 8, 10] and history["validation_auc"] == [0.5, 0.7, 0.6, 0.7, 0.65]
+    assert history["best_step"] == 4 and history["steps_run"] == 10 and len(history["loss"]) == 10
+    for name, value in model.state_dict().items():  # the weights of step 4, not of step 10
+        assert torch.equal(value, seen[1][name]), name
+    assert not torch.equal(seen[1]["1.weight"], seen[-1]["1.weight"])
+    assert not model.training
+
+
+def test_early_stopping_never_passes_the_cap_and_scores_the_last_step() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from course_utils.training.supervised import train_classifier, validation_auc
+
+    model, images, labels = _tiny_classifier_data()
+    history = train_classifier(model, images[:16], labels[:16], num_classes=2, steps=7, batch_size=4,
+                               validation=(images[16:], labels[16:]), eval_every=3, patience=None)
+    assert history["eval_steps"] == [3, 6, 7] and history["steps_run"] == 7 and len(history["loss"]) == 7
+    assert history["best_step"] in history["eval_steps"]
+    scores = torch.softmax(model(images[16:].float() / 127.5 - 1), 1)[:, 1].detach().numpy()
+    assert validation_auc(model, images[16:], labels[16:], 2) == pytest.approx(roc_auc_score(labels[16:], scores))
+    assert max(history["validation_auc"]) == pytest.approx(validation_auc(model, images[16:], labels[16:], 2))
+    plain = train_classifier(model, images, labels, num_classes=2, steps=5, batch_size=4)
+    assert plain["best_step"] == plain["steps_run"] == 5 and plain["eval_steps"] == []
+    with pytest.raises(ValueError, match="validation set lacks classes"):
+        train_classifier(model, images, labels, num_classes=2, steps=2, validation=(images[:4:2], labels[:4:2]))

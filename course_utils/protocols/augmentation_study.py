@@ -2,30 +2,45 @@
 
 Introduced in notebook 04 (`04_conditional_gan_augmentation`). In every fold:
 
-1. `train_fold_gan` trains the class-conditional GAN on the fold's **training indices only**: it receives the
-   pooled data and the `Fold`, checks that training and held-out indices are disjoint (`check_fold`), and hands
-   `train_gan` exactly `images[fold.train_indices]`. A GAN trained on the held-out images could hand their
-   likeness back to the classifier as "synthetic" data, and the held-out score would then measure memory,
-   not generalisation.
-2. `synthetic_labels` + `course_utils.inference.generate_conditional` make synthetic images with the class mix of
+1. `inner_split` takes (a stratified, nested `fraction` of) the fold's real training part and holds a stratified
+   share of it out as the **inner validation** set for early stopping; what remains trains the GAN and the
+   classifiers. The held-out fold and the official test split are never in it.
+2. `train_fold_gan` trains the class-conditional GAN on the training indices only: it receives the pooled data
+   and a `Fold` (`InnerSplit.gan_fold`: everything it must not see is on the held-out side), checks that
+   training and held-out indices are disjoint (`check_fold`), and hands `train_gan` exactly
+   `images[fold.train_indices]`. A GAN trained on the held-out images carries information about them — whether
+   or not it copies any — and would hand it back to the classifier as "synthetic" data; the held-out score
+   would then be optimistic.
+3. `synthetic_labels` + `course_utils.inference.generate_conditional` make synthetic images with the class mix of
    the fold's training part.
-3. `run_regimes` trains one ResNet-18 per regime — real only, real + classic augmentation, real + GAN images,
-   GAN images only — all from the *same* initial weights and for the *same* number of optimisation steps, and
-   scores each on the held-out part (and on any other evaluation set, e.g. the official test split).
+4. `run_regimes` trains one ResNet-18 per regime — real only, real + classic augmentation, real + GAN images,
+   GAN images only — all from the *same* initial weights, with the *same* step cap and the same early stopping
+   on the same inner validation set, and scores each on the held-out part (and on any other evaluation set, e.g.
+   the official test split), keeping the per-image probabilities for bootstrap intervals (`bootstrap_regimes`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from course_utils.augmentation.classic import ClassicAugment
 from course_utils.inference import predict_probabilities
-from course_utils.metrics.classification import Fold, check_fold, classification_metrics
+from course_utils.metrics.classification import (
+    Fold,
+    LeakageError,
+    bootstrap_metric,
+    check_fold,
+    classification_metrics,
+    operating_point,
+    threshold_for_sensitivity,
+)
 from course_utils.models.classifier import build_resnet18
 from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from course_utils.training import TrainConfig, TrainingResult, train_gan
@@ -38,6 +53,52 @@ REGIMES: tuple[str, ...] = ("real only", "real + classic aug", "real + GAN", "GA
 def _fork_devices(device: torch.device) -> list[int]:
     """CUDA devices whose RNG `torch.random.fork_rng` must save (none off CUDA)."""
     return [device.index or 0] if device.type == "cuda" else []
+
+
+@dataclass(frozen=True)
+class InnerSplit:
+    """One fold at one training fraction (notebook 04): what trains, what decides early stopping, what is held out."""
+
+    fold: Fold  # train_indices: the real images that train (GAN and classifiers); test_indices: the held-out fold
+    validation_indices: np.ndarray  # (N_val,) sorted: the inner validation set (real, from the training part)
+    fraction: float  # share of the fold's training part used (training + validation)
+
+    @property
+    def gan_fold(self) -> Fold:
+        """The fold the GAN is trained on: the same training indices; validation and held-out both kept out."""
+        kept_out = np.sort(np.concatenate([self.fold.test_indices, self.validation_indices]))
+        return Fold(self.fold.index, self.fold.train_indices, kept_out)
+
+
+def inner_split(fold: Fold, labels: torch.Tensor | np.ndarray, *, fraction: float = 1.0,
+                validation_fraction: float = 0.2, seed: int = 0) -> InnerSplit:
+    """Stratified inner validation split of (a `fraction` of) the fold's training part (notebook 04).
+
+    Per class, the training part is shuffled once with `seed` and cut into a validation pool (the first
+    round(`validation_fraction` x n_c)) and a training pool (the rest); a fraction f keeps the first round(f x size)
+    of each pool (at least one image). With one seed the sets are nested: 25 % is inside 50 % is inside 100 %,
+    for training and validation alike. The held-out fold is never touched.
+    """
+    check_fold(fold)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1]; got {fraction!r}.")
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in (0, 1); got {validation_fraction!r}.")
+    labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    train_part, validation = [], []
+    for c in np.unique(labels[fold.train_indices]):
+        members = rng.permutation(fold.train_indices[labels[fold.train_indices] == c])
+        n_val = round(validation_fraction * members.size)
+        if n_val < 1 or members.size - n_val < 1:
+            raise ValueError(f"fold {fold.index}: class {c} has {members.size} training images, too few for a "
+                             f"validation share of {validation_fraction}; every class needs one image on each side.")
+        val_pool, train_pool = members[:n_val], members[n_val:]
+        validation.append(val_pool[:max(1, round(fraction * val_pool.size))])
+        train_part.append(train_pool[:max(1, round(fraction * train_pool.size))])
+    training = np.sort(np.concatenate(train_part)).astype(np.int64)
+    return InnerSplit(Fold(fold.index, training, fold.test_indices),
+                      np.sort(np.concatenate(validation)).astype(np.int64), float(fraction))
 
 
 def train_fold_gan(
@@ -112,6 +173,27 @@ def regime_data(
     }
 
 
+@dataclass(frozen=True)
+class RegimeResult:
+    """One regime in one fold: metrics and per-image probabilities per evaluation set, and the training history."""
+
+    metrics: dict[str, dict[str, float]]  # {'held-out' | extra name: classification_metrics + operating point}
+    probabilities: dict[str, np.ndarray] = field(repr=False)  # {name: (N, K) float64}, for bootstrap intervals
+    history: dict[str, Any] = field(repr=False)  # train_classifier's: loss, validation curve, best_step, steps_run
+
+    @property
+    def best_step(self) -> int:
+        """The step whose weights were kept (chosen on the inner validation set)."""
+        return int(self.history["best_step"])
+
+
+def _operating_point_metrics(labels: torch.Tensor, probabilities: np.ndarray, positive_class: int,
+                             threshold: float) -> dict[str, float]:
+    """'op sensitivity' / 'op specificity' at a threshold on the positive class's probability."""
+    point = operating_point(labels.numpy(), probabilities[:, positive_class], positive_class, threshold)
+    return {"op sensitivity": point["sensitivity"], "op specificity": point["specificity"]}
+
+
 def run_regimes(
     fold: Fold,
     images: torch.Tensor,
@@ -131,12 +213,21 @@ def run_regimes(
     device: torch.device | str = "cpu",
     extra_eval: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     regimes: tuple[str, ...] = REGIMES,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Train and score one ResNet-18 per regime on this fold: {regime: {'held-out' | extra name: metrics}}.
+    validation_indices: np.ndarray | None = None,
+    eval_every: int = 10,
+    patience: int | None = None,
+    target_sensitivity: float | None = None,
+) -> dict[str, RegimeResult]:
+    """Train and score one ResNet-18 per regime on this fold: {regime: RegimeResult}.
 
     Introduced in notebook 04. Every regime starts from the same initial weights (drawn from `seed`), uses the
-    same batch order seed and the same number of `steps`; the synthetic images must come from a GAN trained on
-    this fold's training part (`train_fold_gan`). Metrics: `classification_metrics` (plus 'seconds').
+    same batch order seed and the same step cap `steps`; with `validation_indices` (the inner validation set from
+    `inner_split`: real images of the pool, disjoint from the fold's training and held-out parts) every regime
+    keeps its best weights by validation AUC and stops after `patience` evaluations without improvement. The
+    synthetic images must come from a GAN trained on this fold's training part (`train_fold_gan`). Metrics:
+    `classification_metrics`, plus 'seconds', 'best_step', 'steps_run' and, for two classes with a
+    `target_sensitivity` and a validation set, 'op sensitivity' / 'op specificity' at the threshold that reaches
+    that sensitivity on the validation set.
     """
     check_fold(fold, int(images.shape[0]))
     unknown = [r for r in regimes if r not in REGIMES]
@@ -144,25 +235,61 @@ def run_regimes(
         raise ValueError(f"unknown regimes {unknown}; choose from {REGIMES}.")
     device = torch.device(device)
     labels = labels.reshape(-1).long()
+    validation = None
+    if validation_indices is not None:
+        validation_indices = np.asarray(validation_indices, dtype=np.int64)
+        for name, part in (("training", fold.train_indices), ("held-out", fold.test_indices)):
+            shared = np.intersect1d(validation_indices, part)
+            if shared.size:
+                raise LeakageError(f"fold {fold.index}: {shared.size} inner-validation indices are also {name} "
+                                   f"indices (e.g. {shared[:5].tolist()}); early stopping must use its own images.")
+        val_index = torch.from_numpy(validation_indices)
+        validation = (images[val_index], labels[val_index])
     train_index, test_index = torch.from_numpy(fold.train_indices), torch.from_numpy(fold.test_indices)
     data = regime_data(images[train_index], labels[train_index], synthetic_images, synthetic_labels_, synthetic_ratio)
     evaluations = {"held-out": (images[test_index], labels[test_index]), **dict(extra_eval or {})}
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    with_operating_point = (validation is not None and target_sensitivity is not None and num_classes == 2
+                            and positive_class is not None)
+    results: dict[str, RegimeResult] = {}
     for regime in regimes:
         train_images, train_labels, augment = data[regime]
         started = time.perf_counter()
         with torch.random.fork_rng(devices=_fork_devices(device)):
             torch.manual_seed(seed)  # the same initial weights in every regime of this fold
             model = build_resnet18(int(images.shape[1]), num_classes, stem).to(device)
-            train_classifier(model, train_images, train_labels, num_classes=num_classes, steps=steps,
-                             batch_size=batch_size, lr=lr, imbalance=imbalance, augment=augment, seed=seed)
+            history = train_classifier(model, train_images, train_labels, num_classes=num_classes, steps=steps,
+                                       batch_size=batch_size, lr=lr, imbalance=imbalance, augment=augment, seed=seed,
+                                       validation=validation, eval_every=eval_every, patience=patience)
         seconds = time.perf_counter() - started
-        results[regime] = {}
+        budget = {"seconds": seconds, "best_step": float(history["best_step"]), "steps_run": float(history["steps_run"])}
+        threshold = None
+        if with_operating_point:
+            val_scores = predict_probabilities(model, validation[0]).numpy()[:, positive_class]
+            threshold = threshold_for_sensitivity(validation[1].numpy(), val_scores, positive_class, target_sensitivity)
+        metrics, probabilities = {}, {}
         for name, (eval_images, eval_labels) in evaluations.items():
-            scores = predict_probabilities(model, eval_images)
-            metrics = classification_metrics(eval_labels, scores, positive_class)
-            results[regime][name] = {**metrics, "seconds": seconds}
+            scores = predict_probabilities(model, eval_images).numpy()  # (N, K)
+            metrics[name] = {**classification_metrics(eval_labels, scores, positive_class), **budget}
+            if threshold is not None:
+                metrics[name].update(_operating_point_metrics(eval_labels.reshape(-1).cpu(), scores, positive_class,
+                                                              threshold))
+            probabilities[name] = scores
+        results[regime] = RegimeResult(metrics, probabilities, history)
     return results
+
+
+def bootstrap_regimes(fold_results: Sequence[Mapping[str, RegimeResult]], split: str, labels: torch.Tensor, *,
+                      metric: str = "auc", positive_class: int | None = None, resamples: int = 2000, seed: int = 0,
+                      ) -> dict[str, np.ndarray]:
+    """{regime: (resamples,)} bootstrap of `metric` on a fixed evaluation set `split`, averaged over fold models.
+
+    For a set every fold model scored (the official test split), resample its images (the same resamples for
+    every regime, so differences of two vectors are paired) and average the metric over the fold models: the
+    spread is the uncertainty from having this many test images, not the spread of the fold models.
+    """
+    regimes = list(fold_results[0])
+    return {r: bootstrap_metric(labels, [fr[r].probabilities[split] for fr in fold_results], metric=metric,
+                                positive_class=positive_class, resamples=resamples, seed=seed) for r in regimes}
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> np.ndarray:
@@ -170,4 +297,5 @@ def class_counts(labels: torch.Tensor, num_classes: int) -> np.ndarray:
     return torch.bincount(labels.reshape(-1).long().cpu(), minlength=num_classes).numpy()
 
 
-__all__ = ["REGIMES", "class_counts", "regime_data", "run_regimes", "synthetic_labels", "train_fold_gan"]
+__all__ = ["REGIMES", "InnerSplit", "RegimeResult", "bootstrap_regimes", "class_counts", "inner_split", "regime_data",
+           "run_regimes", "synthetic_labels", "train_fold_gan"]

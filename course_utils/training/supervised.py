@@ -4,9 +4,9 @@
   loss)` out after each update. Two recipes use it:
   - `train_domain_classifier` (notebook 03's feature network): epochs over shuffled data, AdamW, cosine decay
     per epoch, batch-norm statistics recomputed at the end;
-  - `train_classifier` (notebook 04's ResNet-18): a fixed number of Adam steps (the same compute for every
-    training regime, whatever the size of its training set), cosine decay per step, optional class weights
-    and augmentation.
+  - `train_classifier` (notebook 04's ResNet-18): Adam steps up to a cap (the same cap for every training regime,
+    whatever the size of its training set), cosine decay per step over the cap, optional class weights and
+    augmentation, and optional early stopping on a validation set (best weights kept).
 - `train_pixel_model` (notebooks 05, 06: SRResNet, the L1 U-Net) runs in `train_gan`'s loop instead, with
   `PairedSteps(adversarial_weight=0)`, because those runs are long enough to need its checkpoints, exact
   resume, snapshots and progress bar.
@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 from course_utils.checks import require_int
 from course_utils.data.imageset import as_image_tensor, as_model_images, as_unit_images, check_unit_images
 from course_utils.device import pick_device
-from course_utils.inference import model_device
+from course_utils.inference import model_device, predict_probabilities
 from course_utils.losses import class_weights
 from course_utils.models.domain_classifier import DomainClassifier
 from course_utils.training.loop import TrainConfig, TrainingResult, train_gan
@@ -103,6 +104,17 @@ def _check_training_data(images: Any, labels: Any, num_classes: int) -> tuple[to
     return images, labels
 
 
+def validation_auc(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    """AUC of `model` on (images, labels): two classes scikit-learn's `roc_auc_score`, more the macro one-vs-rest."""
+    from sklearn.metrics import roc_auc_score
+
+    probabilities = predict_probabilities(model, images).numpy()  # (N, K), eval mode, mode restored
+    truth = labels.reshape(-1).cpu().numpy()
+    if num_classes == 2:
+        return float(roc_auc_score(truth, probabilities[:, 1]))  # the same for either class as positive
+    return float(roc_auc_score(truth, probabilities, multi_class="ovr", labels=list(range(num_classes))))
+
+
 def train_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -116,19 +128,38 @@ def train_classifier(
     imbalance: str = "weighted",
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     seed: int = 0,
-) -> dict[str, list[float]]:
-    """Train `model` in place for `steps` Adam steps with cosine learning-rate decay; returns {'loss': per step}.
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    eval_every: int = 10,
+    patience: int | None = None,
+) -> dict[str, Any]:
+    """Train `model` in place for at most `steps` Adam steps with cosine learning-rate decay over `steps`.
 
     Introduced in notebook 04. Batches are drawn from shuffled passes over the data (seeded by `seed`); the model
     stays on its device and the data are moved there once. `imbalance='weighted'` uses `class_weights` of
     `labels` in the cross-entropy; `'none'` the plain loss. `augment(images, generator)` (float [-1, 1] batch in,
     same shape out) is applied to every batch with a generator seeded from `seed`. Ends in eval mode.
+
+    With `validation` = (images, labels) (data the model never trains on, every class present), the validation
+    AUC (`validation_auc`) is measured every `eval_every` steps and after the last step; the weights (and
+    batch-norm statistics) of the best evaluation are restored at the end, and training stops early after
+    `patience` evaluations in a row without a strictly higher AUC (None: never early; `steps` stays the cap
+    either way, and the cosine schedule always spans `steps`, so a run that stops early stopped at a larger
+    learning rate than the cap's end). Returns {'loss': per step, 'eval_steps', 'validation_auc': the curve,
+    'best_step': the step whose weights were kept, 'steps_run'}; without validation best_step = steps_run.
     """
     require_int(steps, "steps")
     require_int(batch_size, "batch_size (batch norm needs 2 images)", minimum=2)
+    require_int(eval_every, "eval_every")
+    if patience is not None:
+        require_int(patience, "patience")
     if imbalance not in IMBALANCE_MODES:
         raise ValueError(f"imbalance must be one of {IMBALANCE_MODES}; got {imbalance!r}.")
     images, labels = _check_training_data(images, labels, num_classes)
+    if validation is not None:
+        val_images, val_labels = _check_training_data(*validation, num_classes)
+        missing = sorted(set(range(num_classes)) - set(val_labels.unique().tolist()))
+        if missing:
+            raise ValueError(f"the validation set lacks classes {missing}; its AUC is undefined. Stratify the split.")
     device = model_device(model)
     images, labels = images.to(device), labels.to(device)
     weight = class_weights(labels, num_classes).to(device) if imbalance == "weighted" else None
@@ -138,14 +169,32 @@ def train_classifier(
     batches = step_batches(images.shape[0], min(batch_size, images.shape[0]), steps,
                            torch.Generator().manual_seed(seed), device)
     losses: list[torch.Tensor] = []
-    for _, _, loss in supervised_updates(
+    history: dict[str, Any] = {"eval_steps": [], "validation_auc": []}
+    best_score, best_state, best_step, waited = -math.inf, None, 0, 0
+    for step, (_, _, loss) in enumerate(supervised_updates(
         model, images, labels, batches, nn.CrossEntropyLoss(weight=weight), optimiser, as_model_images,
         augment=None if augment is None else (lambda batch: augment(batch, augment_rng)),
-    ):
+    ), start=1):
         scheduler.step()
         losses.append(loss.detach())
+        if validation is None or (step % eval_every and step != steps):
+            continue
+        score = validation_auc(model, val_images, val_labels, num_classes)  # eval mode inside, train mode after
+        history["eval_steps"].append(step)
+        history["validation_auc"].append(score)
+        if score > best_score:
+            best_score, best_step, waited = score, step, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            waited += 1
+            if patience is not None and waited >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    return {"loss": torch.stack(losses).cpu().tolist()}
+    history.update(loss=torch.stack(losses).cpu().tolist(), steps_run=len(losses),
+                   best_step=best_step if validation is not None else len(losses))
+    return history
 
 
 # ----------------------------------------------------------------------------- the domain classifier (notebook 03)
@@ -283,4 +332,4 @@ def train_pixel_model(generator: nn.Module, inputs: torch.Tensor, targets: torch
 
 
 __all__ = ["IMBALANCE_MODES", "epoch_batches", "step_batches", "supervised_updates", "train_classifier",
-           "train_domain_classifier", "train_pixel_model"]
+           "train_domain_classifier", "train_pixel_model", "validation_auc"]
