@@ -616,3 +616,14 @@ def test_a_pixel_audit_misses_perturbed_copies_that_a_clean_baseline_reveals():
     mirrored_train = torch.cat([train, train.flip(-1)])  # searching the mirror images too closes that gap
     assert memorisation_audit(perturbed_copies(copies, "flip"), mirrored_train, baseline,
                               percentile=5.0)["fraction_suspiciously_close"] == 1.0
+
+
+def test_audit_reuses_a_precomputed_baseline():
+    train, test, fresh = audit_sets(seed=63)
+    first = memorisation_audit(fresh[:100], train, test)
+    again = memorisation_audit(train[:50], train, test, test_to_train=first["test_to_train"])
+    direct = memorisation_audit(train[:50], train, test)
+    assert again["threshold"] == direct["threshold"]
+    assert again["fraction_suspiciously_close"] == direct["fraction_suspiciously_close"] == 1.0
+    with pytest.raises(ValueError, match="test_to_train has 10 distances"):
+        memorisation_audit(fresh[:100], train, test, test_to_train=first["test_to_train"][:10])

@@ -94,6 +94,7 @@ def memorisation_audit(
     percentile: float = 1.0,
     num_pairs: int = 8,
     chunk: int = 1024,
+    test_to_train: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """Compare generated→train nearest distances with the test→train baseline; see the keys below.
 
@@ -104,7 +105,8 @@ def memorisation_audit(
       generated_to_train (Ng,) float64 and generated_nearest_train_index (Ng,) long: each generated
         sample's nearest training sample;
       test_to_train (Nt,): the same for held-out real images, the baseline of "a new image from the
-        same population";
+        same population" (pass the `test_to_train` of an earlier call with the same train and test to
+        skip recomputing it when auditing many sets);
       threshold: the `percentile`-th percentile of test_to_train;
       fraction_suspiciously_close: fraction of generated samples with distance <= threshold
         (about percentile / 100 — the key expected_fraction — for a generator that does not copy;
@@ -145,7 +147,15 @@ def memorisation_audit(
         )
 
     generated_to_train, nearest_train = _nearest(generated_matrix, train_matrix, chunk=chunk)  # (Ng,), (Ng,)
-    test_to_train, _ = _nearest(test_matrix, train_matrix, chunk=chunk)  # (Nt,)
+    if test_to_train is None:
+        test_to_train, _ = _nearest(test_matrix, train_matrix, chunk=chunk)  # (Nt,)
+    else:
+        test_to_train = _as_float64_tensor(test_to_train, "test_to_train").reshape(-1)
+        if test_to_train.shape[0] != test_matrix.shape[0]:
+            raise ValueError(
+                f"test_to_train has {test_to_train.shape[0]} distances but test has {test_matrix.shape[0]} samples; "
+                "pass the test_to_train of an audit with the same train and test sets."
+            )
     threshold = float(torch.quantile(test_to_train, percentile / 100))
     if threshold == 0.0:
         warnings.warn(
