@@ -202,7 +202,7 @@ class EvaluationSettings:
 
     dataset: str  # MedMNIST flag (the data the DCGAN of notebook 02 learned; its checkpoint is found by this name)
     image_size: int
-    num_samples: int  # images per method and seed (capped by the size of the test split)
+    num_samples: int  # images per method and seed (capped by the validation half that is the floor)
     seeds: tuple[int, ...]  # sampling seeds; mean ± sd over them
     k: int  # neighbours for precision/recall and density/coverage
     classifier: DomainClassifierSettings  # cached; notebooks 04, 05 and 08 reuse it
@@ -214,7 +214,7 @@ class EvaluationSettings:
     dcgan_width: int
     dcgan: TrainConfig
     dcgan_train_fraction: float  # share of the training split (1.0: all)
-    audit_percentile: float = 1.0  # memorisation threshold: this percentile of held-out-to-train distances
+    audit_percentile: float = 1.0  # memorisation threshold: this percentile of baseline-to-train distances
 
 
 @dataclass(frozen=True)
