@@ -271,12 +271,16 @@ def bootstrap_metric(labels: object, model_probabilities: Sequence[object], *, m
     if not models or any(p.ndim != 2 or p.shape[0] != labels.shape[0] for p in models):
         raise ValueError(f"model_probabilities must be a non-empty list of (N, K) arrays with N = {labels.shape[0]}.")
     index = np.random.default_rng(seed).integers(0, labels.shape[0], size=(resamples, labels.shape[0]))
+    binary_auc_only = metric == "auc" and models[0].shape[1] == 2 and positive_class in (0, 1)
     values = np.full(resamples, math.nan)
     for i, rows in enumerate(index):
         sample = labels[rows]
         if np.unique(sample).size < models[0].shape[1]:
             continue  # a resample without some class: AUC/sensitivity undefined
-        values[i] = np.mean([classification_metrics(sample, p[rows], positive_class)[metric] for p in models])
+        if binary_auc_only:  # the same number as classification_metrics' AUC, without the rest of the table
+            values[i] = np.mean([binary_auc(sample == positive_class, p[rows, positive_class]) for p in models])
+        else:
+            values[i] = np.mean([classification_metrics(sample, p[rows], positive_class)[metric] for p in models])
     return values
 
 
