@@ -215,6 +215,7 @@ class EvaluationSettings:
     dcgan: TrainConfig
     dcgan_train_fraction: float  # share of the training split (1.0: all)
     audit_percentile: float = 1.0  # memorisation threshold: this percentile of baseline-to-train distances
+    small_sample_draws: int = 100  # draws per n in the FD-vs-KID small-sample experiment
 
 
 @dataclass(frozen=True)
@@ -386,15 +387,16 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1), collapse_modes=4,
             pca_components=8, inception_samples=16, inception_download=False,
             dcgan_width=8, dcgan=TrainConfig(num_epochs=1, batch_size=32), dcgan_train_fraction=0.05,
+            small_sample_draws=10,
         ),
         "cpu": EvaluationSettings(
-            dataset="pneumoniamnist", image_size=28, num_samples=600, seeds=(0, 1, 2), k=5,
+            dataset="pneumoniamnist", image_size=28, num_samples=600, seeds=tuple(range(10)), k=5,
             classifier=DomainClassifierSettings(num_epochs=8), collapse_modes=4, pca_components=32,
             inception_samples=200, inception_download=True,
             dcgan_width=32, dcgan=TrainConfig(num_epochs=6, batch_size=64), dcgan_train_fraction=1.0,
         ),
         "gpu": EvaluationSettings(
-            dataset="pneumoniamnist", image_size=64, num_samples=600, seeds=(0, 1, 2, 3, 4), k=5,
+            dataset="pneumoniamnist", image_size=64, num_samples=600, seeds=tuple(range(10)), k=5,
             classifier=DomainClassifierSettings(num_epochs=10), collapse_modes=4, pca_components=64,
             inception_samples=600, inception_download=True,
             dcgan_width=64, dcgan=TrainConfig(num_epochs=50, batch_size=128), dcgan_train_fraction=1.0,
