@@ -2,7 +2,7 @@
 
 Introduced in notebook 02 (`02_dcgan_medmnist`, "DCGAN architecture"), after Radford et al. (2016):
 strided (transposed) convolutions instead of pooling, batch norm, ReLU in the generator and
-LeakyReLU(0.2) in the discriminator, tanh output, weights drawn from N(0, 0.02).
+LeakyReLU(0.2) in the discriminator, tanh output, weights drawn from N(0, 0.02²) (standard deviation 0.02).
 
 - 28 px (MedMNIST): the generator grows 1 → 7 → 14 → 28, the discriminator shrinks 28 → 14 → 7 → 1.
 - 32, 64, 128, 256 px: the generator grows 1 → 4 → 8 → … → size, doubling each layer; the
@@ -24,7 +24,7 @@ from course_utils.checks import require_int
 SMALL_SIZE = 28  # MedMNIST's native size: a 7 -> 14 -> 28 stack
 POWER_OF_TWO_SIZES: tuple[int, ...] = (32, 64, 128, 256)  # a 4 -> 8 -> ... -> size stack
 SUPPORTED_SIZES: tuple[int, ...] = (SMALL_SIZE, *POWER_OF_TWO_SIZES)
-INIT_STD = 0.02  # DCGAN's weight initialisation: N(0, 0.02)
+INIT_STD = 0.02  # DCGAN's weight initialisation: N(0, 0.02²), i.e. standard deviation 0.02
 LEAKY_SLOPE = 0.2  # DCGAN's LeakyReLU slope in the discriminator
 
 
@@ -52,7 +52,7 @@ def _stage_widths(image_size: int, base_width: int) -> list[int]:
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
-    """DCGAN initialisation for one layer: conv/linear weights N(0, 0.02), batch-norm weights N(1, 0.02), biases 0.
+    """DCGAN initialisation for one layer: conv/linear weights N(0, 0.02²), batch-norm weights N(1, 0.02²), biases 0.
 
     Use it with `model.apply(init_dcgan_weights)`. Introduced in notebook 02.
     """
