@@ -91,7 +91,7 @@ def inception_weights_message(reason: str) -> str:
     """The explanation raised when the Inception FID weights cannot be loaded: what is missing and how to get it."""
     hub = Path(torch.hub.get_dir()) / "checkpoints"
     return (
-        f"ImageNet Inception weights are not available offline: {reason}. Standard FID needs Inception-v3 with "
+        f"ImageNet Inception weights are not available offline: {reason}. Standard FID and Inception Score need Inception-v3 with "
         f"the weights of the original TensorFlow FID code ({INCEPTION_WEIGHTS_FILE}, about 92 MB); torchmetrics "
         "loads them through the torch-fidelity package, which downloads them on first use. How to get them: on a "
         "machine with network, `pip install torch-fidelity` (or `pip install 'torchmetrics[image]'`) and call "
