@@ -162,3 +162,12 @@ def test_torch_compile_path_runs_on_cpu():
     result = train_gan(generator, discriminator, images,
                        TrainConfig(num_epochs=1, batch_size=8, latent_dim=8, compile=True), progress=False)
     assert len(result.step_history["loss_g"]) == 2 and all(math.isfinite(v) for v in result.step_history["loss_g"])
+
+
+def test_step_cap_also_shortens_repeats_fractions_and_resamples():
+    full = settings_for("04_conditional_gan_augmentation", "gpu")
+    capped = apply_step_cap(full, 2)
+    assert full.repeats > 2 and capped.repeats == 2
+    assert capped.fractions == (full.fractions[0], full.fractions[-1]) and len(full.fractions) > 2
+    assert capped.bootstrap_resamples == 2
+    assert apply_step_cap(settings_for("03_evaluating_gans", "gpu"), 2).small_sample_draws == 2
