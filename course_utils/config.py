@@ -411,7 +411,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
         ),
         "cpu": ConditionalGANSettings(
             dataset="breastmnist", folds=5, max_pool=None, gan_width=32, gan=_ttur(num_epochs=80, batch_size=32),
-            classifier=ResNetSettings(stem="pooled", num_steps=160, batch_size=32, eval_every=10, patience=4),
+            classifier=ResNetSettings(stem="pooled", num_steps=240, batch_size=32, eval_every=10, patience=4),
             domain_classifier=DomainClassifierSettings(num_epochs=8), fractions=(0.25, 1.0),
         ),
         "gpu": ConditionalGANSettings(
