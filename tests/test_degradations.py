@@ -16,9 +16,11 @@ from course_utils.data.degradations import (
     add_rician_noise,
     degrade,
     downsample,
+    kspace_downsample,
     rician_mean,
     rician_variance,
     upsample_bicubic,
+    zero_fill_upsample,
 )
 
 
@@ -44,6 +46,49 @@ def test_bicubic_downsampling_is_antialiased():
         lr = downsample(hr, 4, method)
         assert lr.shape == (1, 1, 8, 8)
         assert float(lr.std()) < 0.02 and abs(float(lr.mean()) - 0.5) < 0.02, method
+
+
+def _numpy_kspace_crop(image: np.ndarray, factor: int) -> np.ndarray:
+    # an independent version with numpy: centre block of the shifted spectrum, magnitude of its inverse
+    height, width = image.shape
+    spectrum = np.fft.fftshift(np.fft.fft2(image))
+    h, w = height // factor, width // factor
+    top, left = height // 2 - h // 2, width // 2 - w // 2
+    low = np.fft.ifft2(np.fft.ifftshift(spectrum[top:top + h, left:left + w])) * (h * w) / (height * width)
+    return np.clip(np.abs(low), 0, 1)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_kspace_downsampling_matches_numpy_and_keeps_the_mean(factor):
+    hr = _images()
+    lr = downsample(hr, factor, method="kspace")
+    assert lr.shape == (3, 1, 32 // factor, 48 // factor) and lr.dtype == hr.dtype
+    for i in range(3):
+        np.testing.assert_allclose(lr[i, 0].numpy(), _numpy_kspace_crop(hr[i, 0].numpy(), factor), atol=1e-12)
+    flat = torch.full((1, 1, 32, 32), 0.4, dtype=torch.float64)
+    torch.testing.assert_close(kspace_downsample(flat, factor), torch.full((1, 1, 32 // factor, 32 // factor), 0.4,
+                                                                          dtype=torch.float64))
+
+
+def test_zero_fill_recovers_a_band_limited_image():
+    # a positive image made only of frequencies inside the kept block survives truncation + zero filling exactly
+    rows, columns = torch.meshgrid(*(torch.arange(64, dtype=torch.float64),) * 2, indexing="ij")
+    image = 0.5 + 0.2 * torch.cos(2 * math.pi * 3 * rows / 64) + 0.1 * torch.sin(2 * math.pi * 5 * columns / 64)
+    hr = image.double()[None, None]
+    recovered = zero_fill_upsample(kspace_downsample(hr, 4), 4)
+    torch.testing.assert_close(recovered, hr, atol=1e-10, rtol=0)
+    assert float((upsample_bicubic(downsample(hr, 4), 4) - hr).abs().max()) > 0.01, "the box average loses it"
+
+
+def test_kspace_truncation_rings_at_an_edge_and_the_box_average_does_not():
+    # Gibbs: a sharp step seen through a sinc PSF overshoots by about 9 % of the step height
+    hr = torch.full((1, 1, 64, 64), 0.2, dtype=torch.float64)
+    hr[..., :, 16:48] = 0.6
+    ringing = zero_fill_upsample(kspace_downsample(hr, 4), 4)
+    overshoot = (float(ringing.max()) - 0.6) / 0.4
+    assert 0.05 < overshoot < 0.15, overshoot
+    box = downsample(hr, 4)
+    assert float(box.max()) <= 0.6 + 1e-12 and float(box.min()) >= 0.2 - 1e-12
 
 
 def test_upsample_shapes_and_range():

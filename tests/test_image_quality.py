@@ -11,7 +11,14 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import peak_signal_noise_ratio as tm_psnr
 from torchmetrics.functional.image import structural_similarity_index_measure as tm_ssim
 
-from course_utils.metrics.image_quality import feature_distance, gradient_ratio, psnr, ssim, summarise
+from course_utils.metrics.image_quality import (
+    cluster_bootstrap,
+    feature_distance,
+    gradient_ratio,
+    psnr,
+    ssim,
+    summarise,
+)
 from course_utils.models.domain_classifier import DomainClassifier
 from course_utils.models.perceptual import DomainFeatureMaps
 
@@ -97,3 +104,72 @@ def test_lesion_pattern_and_its_contrast():
     torch.testing.assert_close(lesion_contrast(background, (16, 16), 3), torch.zeros(2, dtype=torch.float64))
     blurred = torch.nn.functional.avg_pool2d(with_lesion, 5, stride=1, padding=2, count_include_pad=False)
     assert 0 < float(lesion_contrast(blurred, (16, 16), 3)[0]) < 0.2, "blur lowers the contrast of a small lesion"
+
+
+def _disc_masks(shape=(4, 1, 40, 48)) -> torch.Tensor:
+    rows, columns = torch.meshgrid(torch.arange(shape[-2]), torch.arange(shape[-1]), indexing="ij")
+    radii = torch.tensor([10.0, 12.0, 14.0, 16.0])[:, None, None, None]
+    return ((rows - 20) ** 2 + (columns - 24) ** 2)[None, None] <= radii**2  # (4, 1, 40, 48)
+
+
+def test_masked_psnr_and_ssim_match_skimage_on_the_masked_region():
+    output, target = _pair()
+    mask = _disc_masks()
+    ours_psnr, ours_ssim = psnr(output, target, mask), ssim(output, target, mask)
+    for i in range(4):
+        inside = mask[i, 0].numpy()
+        reference = peak_signal_noise_ratio(target[i, 0].numpy()[inside], output[i, 0].numpy()[inside], data_range=1.0)
+        assert math.isclose(float(ours_psnr[i]), reference, rel_tol=1e-10)
+        _, full = structural_similarity(target[i, 0].numpy(), output[i, 0].numpy(), data_range=1.0, full=True,
+                                        gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        centred = np.zeros_like(inside)
+        centred[5:-5, 5:-5] = True  # skimage's map holds border windows too; ours keeps the full windows
+        assert math.isclose(float(ours_ssim[i]), float(full[inside & centred].mean()), rel_tol=1e-9)
+    everywhere = torch.ones_like(mask)
+    torch.testing.assert_close(psnr(output, target, everywhere), psnr(output, target))
+    torch.testing.assert_close(ssim(output, target, everywhere), ssim(output, target))
+    torch.testing.assert_close(gradient_ratio(output, target, everywhere), gradient_ratio(output, target))
+
+
+def test_black_padding_flatters_whole_image_scores_but_not_masked_ones():
+    output, target = _pair()
+    pad = (24, 24, 20, 20)  # the same images inside a black frame, three times their area
+    padded_output, padded_target = (torch.nn.functional.pad(x, pad) for x in (output, target))
+    interior = torch.nn.functional.pad(torch.ones_like(target, dtype=torch.bool), pad)
+    assert (psnr(padded_output, padded_target) > psnr(output, target) + 4).all()  # about +6 dB for 4x the pixels
+    torch.testing.assert_close(psnr(padded_output, padded_target, interior), psnr(output, target))
+    assert (ssim(padded_output, padded_target) > ssim(output, target)).all()
+
+
+def test_masks_are_checked():
+    output, target = _pair()
+    with pytest.raises(ValueError, match="mask must be a tensor"):
+        psnr(output, target, torch.ones(4, 1, 40, 40, dtype=torch.bool))
+    empty = _disc_masks()
+    empty[2] = False
+    with pytest.raises(ValueError, match=r"empty for image\(s\) \[2\]"):
+        psnr(output, target, empty)
+    edge_only = torch.zeros(4, 1, 40, 48, dtype=torch.bool)
+    edge_only[..., 0, :] = True
+    with pytest.raises(ValueError, match="no SSIM window"):
+        ssim(output, target, edge_only)
+
+
+def test_cluster_bootstrap_resamples_subjects_not_images():
+    generator = torch.Generator().manual_seed(0)
+    subject_effect = torch.randn(200, generator=generator, dtype=torch.float64)  # 200 subjects
+    clusters = torch.arange(200).repeat_interleave(5)  # 5 slices each
+    values = subject_effect[clusters] + 0.1 * torch.randn(1000, generator=generator, dtype=torch.float64)
+    estimate, lower, upper = cluster_bootstrap(values, clusters, resamples=4000, seed=1)
+    per_subject = values.view(200, 5).mean(dim=1)
+    assert math.isclose(estimate, float(per_subject.mean()), rel_tol=1e-12)
+    normal_half_width = 1.96 * float(per_subject.std()) / math.sqrt(200)
+    assert abs((upper - lower) / 2 - normal_half_width) < 0.1 * normal_half_width
+    per_slice_half_width = 1.96 * summarise(values)[1]  # slices as if independent: far too narrow
+    assert per_slice_half_width < 0.5 * normal_half_width
+    doubled = cluster_bootstrap(values.repeat(2), clusters.repeat(2), resamples=4000, seed=1)
+    assert doubled == pytest.approx((estimate, lower, upper)), "more slices of the same subjects add no information"
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        cluster_bootstrap(values, torch.zeros(1000))
+    with pytest.raises(ValueError, match="one entry per image"):
+        cluster_bootstrap(values, clusters[:10])

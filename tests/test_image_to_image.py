@@ -44,6 +44,21 @@ def test_mni152_split_has_no_shared_or_neighbouring_slices():
         assert gaps >= 2, f"a {split} slice is next to a training slice"
     images = torch.cat(list(data.images.values()))
     assert images.dtype == torch.float32 and float(images.min()) >= 0 and float(images.max()) <= 1
+    regions = torch.cat(list(data.regions.values()))
+    assert regions.dtype == torch.bool and regions.shape == images.shape and "brain mask" in data.region_name
+    share = regions.float().mean(dim=(1, 2, 3))
+    assert float(share.min()) > 0.1 and float(share.max()) < 0.9, "the brain covers part of each slice, not all"
+    assert float(images[~regions].mean()) < 0.1 < float(images[regions].mean()), "outside the brain it is dark"
+
+
+def test_erode_shrinks_a_mask_by_whole_pixels():
+    from course_utils.data.slicing import erode
+
+    mask = torch.zeros(1, 1, 12, 12, dtype=torch.bool)
+    mask[..., 2:10, 3:9] = True  # an 8 x 6 box
+    assert erode(mask, 0).sum() == 48 and erode(mask, 1).sum() == 6 * 4 and erode(mask, 2).sum() == 4 * 2
+    full = torch.ones(1, 1, 6, 6, dtype=torch.bool)
+    assert erode(full, 1).sum() == 16, "the image border counts as outside"
 
 
 def test_split_report_counts_leaks():
@@ -147,3 +162,10 @@ def test_hippocampus_split_is_by_subject(mirror):
     subjects = {split: set(groups.tolist()) for split, groups in data.groups.items()}
     assert sum(len(s) for s in subjects.values()) == 10, "every subject lands in exactly one split"
     assert all(images.shape[1:] == (1, 64, 64) for images in data.images.values())
+    for split, regions in data.regions.items():  # the interior is the crop: padding outside it is exactly 0
+        assert regions.shape == data.images[split].shape and bool(regions.any(dim=(1, 2, 3)).all())
+        assert float(data.images[split][~regions].abs().max()) == 0.0
+        assert 0.2 < float(regions.float().mean()) < 0.8, "Task04 crops fill part of the 64 px square"
+    narrower = hippocampus_clean_splits(folder, cases[:10], size=64, seed=0, margin=4)
+    assert (narrower.regions["test"] <= data.regions["test"]).all() and "4 px in" in narrower.region_name
+    assert narrower.regions["test"].sum() < data.regions["test"].sum()

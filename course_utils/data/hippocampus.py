@@ -291,7 +291,7 @@ def hippocampus_slices(
     folder: Path, cases: list[str], size: int = 64, axis: int = 0, only_labelled: bool = True
 ) -> ImageSet:
     """2-D slices with masks from the given cases, zero-padded to a square and resized to `size`."""
-    images, masks, groups = [], [], []
+    images, masks, groups, interiors = [], [], [], []
     side = 64  # every Task04 crop is at most 59 voxels along any axis
     for number, case in enumerate(cases):
         image, label = load_case(folder, case)
@@ -301,14 +301,17 @@ def hippocampus_slices(
                 continue
             images.append(torch.from_numpy(rotate_up(np.take(image, index, axis=axis)))[None])
             masks.append(torch.from_numpy(rotate_up(mask_plane))[None])
+            interiors.append(torch.ones_like(masks[-1], dtype=torch.uint8))  # the crop, before zero padding
             groups.append(number)
     if not images:
         raise UnknownDatasetError(f"No slices found in cases {cases[:3]}…; pass at least one labelled case.")
     image_stack = resize_images(torch.stack([pad_to_square(i[None], side)[0] for i in images]), size)
     mask_stack = resize_masks(torch.stack([pad_to_square(m[None], side)[0] for m in masks]), size)
+    interior_stack = resize_masks(torch.stack([pad_to_square(m[None], side)[0] for m in interiors]), size) > 0
     has_hippocampus = (mask_stack.flatten(1) > 0).any(dim=1).long()
     return ImageSet(
         name="hippocampus", split="custom", images=image_stack, labels=has_hippocampus,
         class_names=("no hippocampus", "hippocampus"), source=str(folder), licence=LICENCE,
         masks=mask_stack, mask_names=LABEL_NAMES, groups=torch.tensor(groups),
+        regions=interior_stack, region_name="crop interior (the scanned crop, not its zero padding)",
     )

@@ -19,6 +19,8 @@ class ImageSet:
 
     `masks` (same spatial shape as `images`, one channel, integer classes) is set for segmentation data;
     `groups` says which subject or volume each image was cut from.
+    `regions` (bool, one channel) marks the pixels that hold anatomy rather than background or padding: image
+    metrics are scored inside it (`course_utils.metrics.image_quality`).
     `source` says where the pixels came from; `is_fallback` is True when this stands in for a dataset
     that was not available.
     """
@@ -34,6 +36,8 @@ class ImageSet:
     mask_names: tuple[str, ...] = ()
     groups: torch.Tensor | None = None  # (N,) subject or volume index, for splits by subject
     is_fallback: bool = False
+    regions: torch.Tensor | None = None  # bool (N, 1, H, W): the anatomy worth scoring (brain, crop interior)
+    region_name: str = ""  # what `regions` marks, e.g. "brain (nilearn's MNI152 brain mask)"
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

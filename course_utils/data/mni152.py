@@ -69,17 +69,20 @@ def mni152_slices(
 
     images = torch.from_numpy(np.stack([cut("t1", i) for i in keep]))[:, None]  # (N, 1, H, W)
     masks = torch.from_numpy(np.stack([cut("tissue", i) for i in keep]))[:, None]
+    brain_masks = torch.from_numpy(np.stack([cut("brain", i) for i in keep]))[:, None]
     side = max(images.shape[-2:])
     images = resize_images(pad_to_square(images, side), size)
     masks = resize_masks(pad_to_square(masks, side), size)
+    regions = resize_masks(pad_to_square(brain_masks, side), size) > 0  # (N, 1, size, size) inside the brain
     labels = torch.from_numpy(_level_labels(len(keep), n_levels).astype(np.int64))
     names = LEVEL_NAMES[axis] if n_levels == 3 else tuple(f"level {k + 1}" for k in range(n_levels))
     if split != "all":
         chosen = torch.from_numpy(gapped_slice_splits(len(keep)) == split)
-        images, masks, labels = images[chosen], masks[chosen], labels[chosen]
+        images, masks, labels, regions = images[chosen], masks[chosen], labels[chosen], regions[chosen]
         keep = keep[chosen.numpy()]
     return ImageSet(
         name=f"mni152_{AXIS_NAMES[axis]}", split=split, images=images.contiguous(), labels=labels,
         class_names=names, source="nilearn (MNI152 2009 template, 1 mm)", licence=MNI152_LICENCE,
         masks=masks.contiguous(), mask_names=TISSUE_NAMES, groups=torch.from_numpy(keep.astype(np.int64)),
+        regions=regions.contiguous(), region_name="brain (nilearn's MNI152 brain mask)",
     )

@@ -7,6 +7,8 @@ Introduced in notebook 05 (`05_srgan_mri_super_resolution`) and reused by notebo
   slice is the direct neighbour of a training slice (neighbouring 1 mm slices are nearly identical images;
   testing on them would measure memory, not generalisation). `split_report` checks exactly that.
 - `hippocampus_clean_splits`: MSD Task04 hippocampus MRI slices, split **by subject**.
+- Each split carries `regions`: where the anatomy is (the MNI152 brain mask; the hippocampus crop's interior,
+  not its zero padding). Image metrics are scored there (`psnr(..., mask=)`); whole-image numbers go beside.
 - `noisy_pairs` / `sr_pairs`: (input, target) pairs in [0, 1] made with `course_utils.data.degradations`.
 - `dihedral_augment`: flips and 90° turns, a cheap way to multiply a small training set of slices.
 
@@ -21,6 +23,7 @@ import torch
 
 from course_utils.data.degradations import degrade, downsample
 from course_utils.data.errors import UnknownDatasetError
+from course_utils.data.slicing import erode
 from course_utils.data.splits import gapped_slice_splits, split_cases, split_report
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -35,6 +38,8 @@ class CleanSplits:
     images: dict[str, torch.Tensor]
     groups: dict[str, torch.Tensor]  # (N,) slice index along the axis (MNI152) or subject number (hippocampus)
     group_kind: str  # "slice" or "subject"
+    regions: dict[str, torch.Tensor]  # bool (N, 1, H, W): where the metrics are scored (brain / crop interior)
+    region_name: str
 
     def sizes(self) -> dict[str, int]:
         """Number of images per split."""
@@ -47,32 +52,39 @@ def mni152_clean_splits(size: int = 128, axis: int = 2) -> CleanSplits:
 
     data = mni152_slices(size=size, axis=axis, split="all")  # cut once, then split like mni152_slices(split=...)
     names = gapped_slice_splits(len(data))  # blocks of 8 slices: train, train, train, val, test; 1 slice gap each
-    images, groups = {}, {}
+    images, groups, regions = {}, {}, {}
     for split in SPLITS:
         chosen = torch.from_numpy(names == split)
         images[split] = data.images[chosen].float() / 255.0  # (N, 1, size, size)
         groups[split] = data.groups[chosen]
+        regions[split] = data.regions[chosen]
     report = split_report(groups, "slice")
     if report["shared"] or report["neighbours"]:  # a guard: the split helper must keep its gaps
         raise RuntimeError(f"MNI152 split leaks between splits: {report}.")
-    return CleanSplits(f"mni152_{AXIS_NAMES[axis]}", data.source, images, groups, "slice")
+    return CleanSplits(f"mni152_{AXIS_NAMES[axis]}", data.source, images, groups, "slice", regions, data.region_name)
 
 
 def hippocampus_clean_splits(folder, cases: list[str], size: int = 64, axis: int = 0, seed: int = 0,
-                             fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)) -> CleanSplits:
-    """MSD hippocampus slices split by subject (no subject in two splits), float `(N, 1, size, size)` in [0, 1]."""
+                             fractions: tuple[float, float, float] = (0.7, 0.1, 0.2), margin: int = 0) -> CleanSplits:
+    """MSD hippocampus slices split by subject (no subject in two splits), float `(N, 1, size, size)` in [0, 1].
+
+    `regions` is each crop's interior (not the zero padding around it), shrunk by `margin` pixels so that the
+    artificial edge where the crop was cut out of the scan is not scored either.
+    """
     from course_utils.data.hippocampus import hippocampus_slices
 
     if len(cases) < 3:
         raise UnknownDatasetError(f"Need at least 3 hippocampus subjects for a split by subject; got {len(cases)}.")
     by_split = split_cases(cases, fractions, seed=seed)
-    images, groups = {}, {}
+    images, groups, regions, region_name = {}, {}, {}, ""
     for split in SPLITS:
         data = hippocampus_slices(folder, by_split[split], size=size, axis=axis, only_labelled=True)
         images[split] = data.images.float() / 255.0
         numbers = torch.tensor([cases.index(by_split[split][g]) for g in data.groups.tolist()])
         groups[split] = numbers  # subject number in `cases`
-    return CleanSplits("hippocampus", str(folder), images, groups, "subject")
+        regions[split] = erode(data.regions, margin)
+        region_name = data.region_name + (f", {margin} px in from its edge" if margin else "")
+    return CleanSplits("hippocampus", str(folder), images, groups, "subject", regions, region_name)
 
 
 def dihedral_augment(images: torch.Tensor, copies: int = 4) -> torch.Tensor:

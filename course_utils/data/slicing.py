@@ -38,6 +38,16 @@ def resize_images(stack: torch.Tensor, size: int) -> torch.Tensor:
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
+def erode(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Shrink a boolean mask `(N, 1, H, W)` by `pixels` (square neighbourhood); pixels beyond the border count as outside."""
+    if pixels < 0:
+        raise ValueError(f"pixels must be >= 0; got {pixels}.")
+    if pixels == 0:
+        return mask.bool()
+    outside = F.pad((~mask.bool()).float(), (pixels,) * 4, value=1.0)
+    return F.max_pool2d(outside, 2 * pixels + 1, stride=1) == 0
+
+
 def resize_masks(stack: torch.Tensor, size: int) -> torch.Tensor:
     """Resize integer label maps `(N, 1, S, S)` with nearest-neighbour sampling (labels stay labels)."""
     if stack.shape[-1] == size and stack.shape[-2] == size:
