@@ -70,3 +70,89 @@ def test_committed_without_outputs(path) -> None:
         assert "NBVAL_CHECK_OUTPUT" not in cell.source, f"{path.name} cell {index}: use asserts, not stored outputs"
     assert "widgets" not in notebook.metadata, f"{path.name}: stale widget state committed (run scripts/strip_outputs.py)"
     assert notebook.metadata.kernelspec.display_name == "Python 3", f"{path.name}: use the 'Python 3' kernel"
+
+
+# ------------------------------------------------------- Colab badge, bootstrap, line length, kernel
+
+# TEMPORARY: 05 and 06 are being edited by another engineer and get stamped when that work lands, with
+# `.venv/bin/python scripts/stamp_colab.py notebooks/05_srgan_mri_super_resolution.ipynb
+# notebooks/06_denoising_gan.ipynb` (and their code lines wrapped to 110 characters). Delete this constant and
+# `_skip_if_not_yet_stamped` then: every notebook is checked.
+NOT_YET_STAMPED = ("05_srgan_mri_super_resolution", "06_denoising_gan")
+LINE_LENGTH = 110  # ruff's line-length in pyproject.toml
+
+
+def _stamp_colab():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("stamp_colab", REPO_ROOT / "scripts" / "stamp_colab.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _skip_if_not_yet_stamped(path) -> None:
+    if path.stem in NOT_YET_STAMPED:
+        pytest.skip(f"{path.stem} is on the temporary NOT_YET_STAMPED list")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_badge_and_bootstrap_are_stamped(path) -> None:
+    _skip_if_not_yet_stamped(path)
+    stamp = _stamp_colab()
+    url = stamp.repository_url()
+    notebook = nbformat.read(path, as_version=4)
+    title = notebook.cells[0].source
+    assert title.splitlines()[2] == stamp.badge(url, path.name), f"{path.name}: no Colab badge under the title"
+    assert title.count("colab.research.google.com/github/") == 1
+    setup = notebook.cells[stamp.setup_cell_index(notebook)].source
+    assert stamp.bootstrap_block(url) in setup, f"{path.name}: stale bootstrap (run scripts/stamp_colab.py)"
+    assert setup.count(stamp.BOOTSTRAP_BEGIN) == 1
+
+
+def test_readme_colab_block_is_stamped() -> None:
+    stamp = _stamp_colab()
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    names = [p.name for p in NOTEBOOKS]
+    assert stamp.stamp_readme(readme, stamp.repository_url(), names) == readme, "run scripts/stamp_colab.py"
+    citation = (REPO_ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    assert stamp.stamp_citation(citation, stamp.repository_url()) == citation, "run scripts/stamp_colab.py"
+
+
+def test_repository_url_is_written_only_in_pyproject() -> None:
+    """The URL is stamped from pyproject.toml; a hand-written copy elsewhere would go stale."""
+    stamp = _stamp_colab()
+    url = stamp.repository_url()
+    stamped = {REPO_ROOT / "README.md", REPO_ROOT / "CITATION.cff", *(p for p in NOTEBOOKS)}
+    for path in [*(REPO_ROOT / "course_utils").rglob("*.py"), *(REPO_ROOT / "tests").glob("*.py"),
+                 *(REPO_ROOT / "scripts").glob("*.py"), *(REPO_ROOT).glob("*.md"), REPO_ROOT / "Makefile",
+                 REPO_ROOT / "environment.yml", *(REPO_ROOT / "benchmarks").glob("*.py")]:
+        if path in stamped or not path.is_file():
+            continue
+        assert url not in path.read_text(encoding="utf-8"), f"{path} writes the repository URL by hand"
+
+
+def test_stamping_is_idempotent() -> None:
+    stamp = _stamp_colab()
+    path = next(p for p in NOTEBOOKS if p.stem not in NOT_YET_STAMPED)
+    notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    other = "https://github.com/someone/else"
+    once = stamp.dump_notebook(stamp.stamp_notebook(dict(notebook), other, path.name))
+    twice = stamp.dump_notebook(stamp.stamp_notebook(nbformat.reads(once, as_version=4), other, path.name))
+    assert once == twice
+    assert "someone/else" in once and stamp.repository_url() not in once, "restamping replaces the old URL"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_fit_the_line_length(path) -> None:
+    _skip_if_not_yet_stamped(path)
+    notebook = nbformat.read(path, as_version=4)
+    long = [(index, len(line)) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            for line in cell.source.splitlines() if len(line) > LINE_LENGTH]
+    assert not long, f"{path.name}: code lines longer than {LINE_LENGTH} (cell, length): {long}"
+
+
+def test_one_kernelspec_for_all_notebooks() -> None:
+    specs = {(nb.metadata.kernelspec.name, nb.metadata.kernelspec.display_name)
+             for nb in (nbformat.read(p, as_version=4) for p in NOTEBOOKS)}
+    assert specs == {("python3", "Python 3")}, specs

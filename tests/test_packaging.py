@@ -32,3 +32,20 @@ def test_requirements_are_loose_and_ci_pins_torch_pair():
     assert re.search(r"^torch==\d", constraints, re.M) and re.search(r"^torchvision==\d", constraints, re.M)
     if not project["requires-python"].startswith(">=3.10"):
         pytest.fail("Python >= 3.10 is the documented floor")
+
+
+def test_metadata_licence_authors_and_urls():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT", "an SPDX string (the table form is deprecated)"
+    assert all((ROOT / name).is_file() for name in project["license-files"])
+    assert "CC BY 4.0" in (ROOT / "LICENSE-CONTENT").read_text() and "MIT" in (ROOT / "LICENSE").read_text()
+    assert project["authors"] and project["urls"]["Repository"].startswith("https://github.com/")
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    assert any(re.fullmatch(r"setuptools>=(\d+)", r) and int(r.split(">=")[1]) >= 77 for r in build), build
+
+
+def test_ipywidgets_floor_allows_colab_7():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    widgets = next(r for r in project["dependencies"] if r.startswith("ipywidgets"))
+    assert widgets.split("#")[0].strip() == "ipywidgets>=7.6", "Colab ships ipywidgets 7.7"
+    assert re.search(r"^\s*- ipywidgets>=7\.6\s*$", (ROOT / "environment.yml").read_text(), re.M)
