@@ -180,3 +180,130 @@ def test_noise_sigma_estimate_is_close_on_an_image_with_structure():
     assert abs(estimate - 0.05) < 0.005, (estimate, method)
     with pytest.raises(ValueError, match="2-D"):
         estimate_noise_sigma(noisy[None])
+
+
+# ----------------------------------------------------- sigma from the background, Rician bias correction
+
+
+def _head_phantom(count: int = 4, size: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images `(count, 1, size, size)`: a textured ellipse ('brain', intensities 0.3-0.9) on a black background."""
+    rows, columns = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                                   indexing="ij")
+    region = ((rows - size / 2) / (0.36 * size)) ** 2 + ((columns - size / 2) / (0.3 * size)) ** 2 <= 1
+    texture = torch.rand((count, 1, size // 8, size // 8), generator=torch.Generator().manual_seed(seed),
+                         dtype=torch.float64)
+    texture = torch.nn.functional.interpolate(texture, size=(size, size), mode="bilinear", align_corners=False)
+    region = region[None, None].expand(count, 1, size, size)
+    return torch.where(region, 0.3 + 0.6 * texture, torch.zeros_like(texture)), region
+
+
+@pytest.mark.parametrize("method", ["median", "second_moment"])
+@pytest.mark.parametrize("sigma", [0.03, 0.06, 0.1])
+def test_background_sigma_is_recovered_where_the_wavelet_estimate_is_biased_low(method, sigma):
+    from course_utils.data.degradations import estimate_noise_sigma, estimate_rician_sigma_background
+
+    clean, region = _head_phantom()
+    noisy = add_rician_noise(clean, sigma, torch.Generator().manual_seed(7))
+    estimates = estimate_rician_sigma_background(noisy, region, margin=4, method=method)
+    assert estimates.shape == (4,)
+    assert torch.all((estimates / sigma - 1).abs() < 0.03), estimates  # within 3 % on every image
+    wavelet = np.mean([estimate_noise_sigma(image)[0] for image in noisy[:, 0].numpy()])
+    assert wavelet < 0.9 * sigma, f"the wavelet estimate should be pulled low by the Rayleigh background: {wavelet}"
+
+
+def test_background_sigma_ignores_the_region_and_explains_errors():
+    from course_utils.data.degradations import background_mask, estimate_rician_sigma_background
+
+    clean, region = _head_phantom(count=1)
+    noisy = add_rician_noise(clean, 0.05, torch.Generator().manual_seed(8))
+    bright = noisy.clone()
+    bright[region] = 1.0  # whatever the anatomy does, only the background counts
+    torch.testing.assert_close(estimate_rician_sigma_background(bright, region),
+                               estimate_rician_sigma_background(noisy, region))
+    grown = ~background_mask(region, 3)
+    assert bool(grown[region].all()) and int(grown.sum()) > int(region.sum()), "the margin grows the region"
+    with pytest.raises(ValueError, match="background pixels"):
+        estimate_rician_sigma_background(noisy, torch.ones_like(region))
+    with pytest.raises(ValueError, match="method must be"):
+        estimate_rician_sigma_background(noisy, region, method="mode")
+
+
+@pytest.mark.parametrize("signal", [0.0, 0.05, 0.3, 0.8])
+def test_rician_bias_correction_of_the_mean_square_is_exact_in_expectation(signal):
+    from course_utils.data.degradations import rician_bias_correction
+
+    sigma = 0.06
+    clean = torch.full((1, 1, 1000, 1000), signal, dtype=torch.float64)
+    noisy = add_rician_noise(clean, sigma, torch.Generator().manual_seed(9))
+    mean_square = noisy.square().mean().reshape(1, 1, 1, 1)  # a smoother that averages a million pixels
+    corrected = float(rician_bias_correction(mean_square, sigma))
+    # at 0 the result is the square root of a fluctuation: allow 3 standard errors of the mean square, 2 sigma^2 / 1000
+    tolerance = 2e-3 if signal else math.sqrt(3 * 2 * sigma**2 / 1000)
+    assert abs(corrected - signal) < tolerance, corrected
+    if signal <= 0.05:  # without the correction the magnitude is biased far upwards at low signal
+        assert float(noisy.mean()) - signal > 0.02
+    per_image = rician_bias_correction(mean_square.expand(2, 1, 1, 1), torch.tensor([sigma, 2 * sigma]))
+    assert float(per_image[1]) < float(per_image[0]) or signal == 0.0, "one sigma per image is broadcast"
+
+
+def test_rician_bias_correction_of_few_pixel_averages_has_the_stated_bias():
+    from course_utils.data.degradations import rician_bias_correction
+
+    sigma, pixels = 0.06, 4  # a smoother that averages only 4 pixels
+    for signal, sign in ((0.0, +1), (0.1, -1)):
+        clean = torch.full((1, 1, 400, 400 * pixels), signal, dtype=torch.float64)
+        noisy = add_rician_noise(clean, sigma, torch.Generator().manual_seed(10))
+        mean_square = noisy.square().reshape(1, 1, 400 * 400, pixels).mean(dim=-1, keepdim=True)
+        bias = float(rician_bias_correction(mean_square, sigma).mean()) - signal
+        assert sign * bias > 2e-3, (signal, bias)  # above the truth at 0 (the max), below it where x > sigma
+
+
+# ------------------------------------------------------------------- Beer-Lambert low-dose X-ray
+
+
+@pytest.mark.parametrize("brightness", [0.1, 0.5, 0.9])
+def test_beer_lambert_counts_are_poisson_with_the_attenuated_mean(brightness):
+    from course_utils.data.degradations import beer_lambert_counts
+
+    photons, mu_max = 500.0, 3.0
+    clean = torch.full((1, 1, 400, 400), brightness, dtype=torch.float64)
+    counts = beer_lambert_counts(clean, photons, mu_max, torch.Generator().manual_seed(11)).flatten().numpy()
+    expected = photons * math.exp(-mu_max * brightness)  # Beer-Lambert: I0 exp(-mu)
+    assert np.allclose(counts, np.round(counts)), "photon counts are whole numbers"
+    assert abs(counts.mean() / expected - 1) < 0.01
+    assert abs(counts.var() / expected - 1) < 0.03, "Poisson: variance = mean"
+
+
+def test_beer_lambert_noise_is_largest_in_dense_tissue_and_grows_as_the_dose_falls():
+    from course_utils.data.degradations import add_beer_lambert_noise
+
+    mu_max, photons = 3.0, 2000.0
+    clean = torch.cat([torch.full((1, 1, 300, 300), value, dtype=torch.float64) for value in (0.1, 0.9)])
+
+    def spread(i0: float, seed: int) -> torch.Tensor:
+        shown = add_beer_lambert_noise(clean, i0, mu_max, torch.Generator().manual_seed(seed))
+        return shown.flatten(1).std(dim=1)  # (2,): noise at brightness 0.1 and 0.9
+
+    full, half = spread(photons, 12), spread(photons / 2, 13)
+    ratio = float(full[1] / full[0])
+    assert ratio > 2, "bright = dense = few photons = more noise"
+    assert abs(ratio / math.exp(mu_max * 0.8 / 2) - 1) < 0.1, ratio  # delta method: sd ~ exp(mu / 2)
+    assert torch.all(((half / full) / math.sqrt(2) - 1).abs() < 0.03), half / full  # half the dose: sqrt(2)
+    predicted = 1 / (mu_max * torch.sqrt(photons * torch.exp(-mu_max * torch.tensor([0.1, 0.9]))))
+    assert torch.all((full / predicted - 1).abs() < 0.05), (full, predicted)
+    shown = add_beer_lambert_noise(clean, photons, mu_max, torch.Generator().manual_seed(14))
+    assert torch.allclose(shown.flatten(1).mean(dim=1), torch.tensor([0.1, 0.9], dtype=torch.float64), atol=5e-3)
+
+
+def test_beer_lambert_guards_zero_counts_and_explains_errors():
+    from course_utils.data.degradations import add_beer_lambert_noise, beer_lambert_display
+
+    dark = torch.ones((1, 1, 64, 64), dtype=torch.float64)  # mu = 6 with 10 photons: mostly k = 0
+    shown = add_beer_lambert_noise(dark, 10.0, 6.0, torch.Generator().manual_seed(15))
+    assert torch.isfinite(shown).all()
+    assert float(shown.max()) == pytest.approx(math.log(10.0) / 6.0), "k = 0 is read as one photon"
+    torch.testing.assert_close(beer_lambert_display(torch.tensor([100.0]), 100.0, 2.0), torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="photons must be a positive number"):
+        add_beer_lambert_noise(dark, 0.0)
+    with pytest.raises(ValueError, match="negative values"):
+        add_beer_lambert_noise(dark - 2, 100.0)

@@ -1,7 +1,8 @@
 """Degradations that make paired training data: downsampling for super-resolution, noise models for denoising.
 
 Introduced in notebooks 05 (`05_srgan_mri_super_resolution`: `downsample`, `upsample_bicubic`) and 06
-(`06_denoising_gan`: `add_gaussian_noise`, `add_rician_noise`, `add_poisson_noise`, `degrade`).
+(`06_denoising_gan`: `add_gaussian_noise`, `add_rician_noise`, `add_poisson_noise`, `add_beer_lambert_noise`,
+`degrade`, `estimate_rician_sigma_background`, `rician_bias_correction`).
 
 All functions take and return float images `(B, C, H, W)` in the metrics range [0, 1] (intensity 1 = the
 brightest tissue of the slice), work on any device, and draw random numbers only from the `generator`
@@ -33,9 +34,22 @@ Without anti-aliasing, fine detail above the new Nyquist frequency would fold ba
   distributed with mean `sigma sqrt(pi/2) L_{1/2}(-x^2 / (2 sigma^2))` and second moment `x^2 + 2 sigma^2`.
   Where there is no signal (x = 0, background) it is Rayleigh: mean `sigma sqrt(pi/2)` > 0, so the
   background is biased *upwards*; where x >> sigma it is nearly Gaussian with standard deviation sigma.
-- Poisson (low-dose X-ray): a detector counts photons; at `dose` expected counts for intensity 1 the
-  count is `k ~ Poisson(dose * x)` and the image is `y = k / dose`. Mean `x`, variance `x / dose`: the
-  noise grows with the signal, and halving the dose multiplies the relative noise by sqrt(2).
+- Poisson counting of the *displayed* intensity (`add_poisson_noise`): `k ~ Poisson(dose * x)`, `y = k / dose`,
+  mean `x`, variance `x / dose`. This is emission imaging (brightness = detected photons: nuclear medicine,
+  fluorescence), **not** transmission X-ray, where bright means *few* photons.
+- Beer–Lambert (low-dose X-ray and CT, `add_beer_lambert_noise`): a radiograph shows attenuation, so the
+  displayed brightness `x` is read as the attenuation line integral `mu = mu_max * x` (bone bright, air dark).
+  The detector behind it counts `k ~ Poisson(I0 exp(-mu))` photons of the `I0` sent, and the image shown is
+  `-ln(k / I0) / mu_max` (back in [0, 1] units; a pixel with k = 0 is read as k = 1, the smallest count a
+  logarithm can take). By the delta method its variance is about `1 / (mu_max^2 I0 exp(-mu))`: the noise is
+  **largest where the tissue is dense** (few photons get through), and halving `I0` raises it by sqrt(2).
+
+**Estimating sigma of magnitude MRI from the background** (`estimate_rician_sigma_background`): outside the
+head the signal is 0 and the magnitude is Rayleigh, `P(M <= m) = 1 - exp(-m^2 / (2 sigma^2))`, so
+`median(M) = sigma sqrt(2 ln 2)` and `E[M^2] = 2 sigma^2`. Wavelet estimators (`estimate_noise_sigma`) assume
+Gaussian noise everywhere and are pulled low by the background, where the Rayleigh spread is only
+`sqrt(2 - pi/2) sigma = 0.66 sigma`. `rician_bias_correction` is Wiest-Daesslé et al.'s (2008) correction of a
+smoothed *squared* magnitude: `sqrt(max(S - 2 sigma^2, 0))`, since `E[M^2] = x^2 + 2 sigma^2`.
 """
 
 from __future__ import annotations
@@ -156,13 +170,41 @@ def add_rician_noise(images: torch.Tensor, sigma: float, generator: torch.Genera
 
 
 def add_poisson_noise(images: torch.Tensor, dose: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Photon counting at `dose` expected counts for intensity 1: `Poisson(dose * x) / dose` (notebook 06)."""
+    """Counting of the displayed intensity, `Poisson(dose * x) / dose`: emission imaging, not X-ray (see the module)."""
     _check_images(images)
     dose = _check_level(dose, "dose", "expected photon count at intensity 1, e.g. 100 for a low dose")
     if float(images.min()) < 0:
         raise ValueError("Poisson noise models photon counts of a non-negative intensity; the images have negative "
                          "values. Pass images in [0, 1].")
     return torch.poisson(images * dose, generator=generator) / dose
+
+
+def beer_lambert_counts(images: torch.Tensor, photons: float, mu_max: float,
+                        generator: torch.Generator | None = None) -> torch.Tensor:
+    """Detected photons `k ~ Poisson(I0 exp(-mu_max x))` behind each pixel of brightness `x` in [0, 1] (notebook 06)."""
+    _check_images(images)
+    photons = _check_level(photons, "photons", "unattenuated photons per pixel I0, e.g. 1000")
+    mu_max = _check_level(mu_max, "mu_max", "the attenuation line integral of the brightest pixel, e.g. 3")
+    if float(images.min()) < 0:
+        raise ValueError("Beer-Lambert noise reads the brightness as attenuation, which is >= 0; the images have "
+                         "negative values. Pass images in [0, 1].")
+    expected = photons * torch.exp(-mu_max * images.double())  # I0 exp(-mu): fewer photons behind dense tissue
+    return torch.poisson(expected, generator=generator).to(images.dtype)
+
+
+def beer_lambert_display(counts: torch.Tensor, photons: float, mu_max: float) -> torch.Tensor:
+    """The image a radiograph shows from photon counts: `-ln(max(k, 1) / I0) / mu_max` (not clipped)."""
+    return -torch.log(counts.clamp_min(1.0) / photons) / mu_max
+
+
+def add_beer_lambert_noise(images: torch.Tensor, photons: float, mu_max: float = 3.0,
+                           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Low-dose X-ray: Beer–Lambert photon counts at `photons` = I0, shown as `-ln(k / I0) / mu_max` (notebook 06).
+
+    Mean about `x` (slightly above it at low counts), variance about `1 / (mu_max^2 I0 exp(-mu_max x))`.
+    """
+    counts = beer_lambert_counts(images, photons, mu_max, generator)
+    return beer_lambert_display(counts, photons, mu_max).to(images.dtype)
 
 
 def rician_mean(signal: torch.Tensor | float, sigma: float) -> torch.Tensor:
@@ -178,6 +220,55 @@ def rician_variance(signal: torch.Tensor | float, sigma: float) -> torch.Tensor:
     """Analytic variance of Rician noise: `x^2 + 2 sigma^2 - mean^2`."""
     x = torch.as_tensor(signal, dtype=torch.float64)
     return x.square() + 2 * sigma**2 - rician_mean(x, sigma).square()
+
+
+def rician_bias_correction(mean_square: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """Wiest-Daesslé et al. (2008): `sqrt(max(S - 2 sigma^2, 0))` for `S` a smoothed squared magnitude (notebook 06).
+
+    Since `E[M^2] = x^2 + 2 sigma^2` for Rician `M`, the correction is exact for the expectation. For an
+    average of few pixels it is biased: low where x >> sigma (the square root of an unbiased estimate of
+    x^2 is biased low, Jensen) and high where x ~ 0 (the `max(., 0)` keeps only positive fluctuations).
+    `sigma` is a number or one value per image `(B,)` for `mean_square` `(B, C, H, W)`.
+    """
+    sigma = torch.as_tensor(sigma, dtype=mean_square.dtype, device=mean_square.device)
+    if sigma.dim() == 1:
+        sigma = sigma[:, None, None, None]  # one sigma per image
+    return torch.sqrt((mean_square - 2 * sigma.square()).clamp_min(0.0))
+
+
+def background_mask(region: torch.Tensor, margin: int) -> torch.Tensor:
+    """Pixels farther than `margin` px (square neighbourhood) from `region` `(B, 1, H, W)`: the signal-free background."""
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0 pixels; got {margin}.")
+    grown = F.max_pool2d(region.float(), 2 * margin + 1, stride=1, padding=margin) if margin else region.float()
+    return grown < 0.5
+
+
+def estimate_rician_sigma_background(images: torch.Tensor, region: torch.Tensor, margin: int = 4,
+                                     method: str = "median") -> torch.Tensor:
+    """Noise sigma per image `(B,)` of magnitude images, from the Rayleigh background outside `region` (notebook 06).
+
+    `region` `(B, 1, H, W)` marks where the anatomy is (e.g. the brain mask); the background is every pixel more
+    than `margin` px from it. `method="median"`: `median(M) / sqrt(2 ln 2)` (robust to a few pixels of stray
+    signal); `"second_moment"`: `sqrt(mean(M^2) / 2)` (the maximum-likelihood estimate on pure background).
+    """
+    _check_images(images)
+    if region.shape[0] != images.shape[0] or region.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"region must be (B, 1, H, W) like the images {tuple(images.shape)}; got {tuple(region.shape)}.")
+    if method not in ("median", "second_moment"):
+        raise ValueError(f"method must be 'median' or 'second_moment'; got {method!r}.")
+    background = background_mask(region, margin).expand_as(images)
+    estimates = []
+    for magnitude, outside in zip(images.double(), background, strict=True):
+        values = magnitude[outside]
+        if values.numel() < 100:
+            raise ValueError(f"only {values.numel()} background pixels lie more than {margin} px from the region; "
+                             "use a smaller margin or images with more background.")
+        if method == "median":
+            estimates.append(float(values.median()) / math.sqrt(2 * math.log(2)))
+        else:
+            estimates.append(math.sqrt(float(values.square().mean()) / 2))
+    return torch.tensor(estimates, dtype=torch.float64)
 
 
 def degrade(images: torch.Tensor, model: str, level: float, generator: torch.Generator | None = None,

@@ -228,3 +228,39 @@ def lesion_contrast(images: torch.Tensor, center: tuple[float, float], radius: f
     ring = disc_mask(height, width, center, 2 * radius).to(images.device) & ~inside
     flat = images.double().flatten(2)  # (B, C, H W)
     return (flat[..., inside.flatten()].mean(dim=-1) - flat[..., ring.flatten()].mean(dim=-1)).mean(dim=1)
+
+
+def lesion_sites(regions: torch.Tensor, radius: float, count: int, seed: int = 0) -> list[tuple[int, int, int]]:
+    """`count` lesion sites `(image, row, column)` whose disc and ring (out to `2 radius`) lie inside `regions`.
+
+    `regions` `(N, 1, H, W)` is where the anatomy is (e.g. the brain mask). The sites are spread over the images
+    (evenly spaced through the stack, round robin when `count > N`) and, within one image, drawn at random with
+    `seed` among the admissible centres, at least `4 radius` apart so that their rings do not overlap.
+    """
+    if regions.dim() != 4 or count < 1 or radius <= 0:
+        raise ValueError(f"need regions (N, 1, H, W), count >= 1 and radius > 0; got {tuple(regions.shape)}, "
+                         f"{count}, {radius}.")
+    reach = int(math.ceil(2 * radius))
+    window = 2 * reach + 1  # a centre is admissible when its whole (2 radius)-disc neighbourhood is inside
+    inside = -F.max_pool2d(-regions.float(), window, stride=1, padding=reach) > 0.5  # eroded region
+    inside[..., :reach, :], inside[..., -reach:, :] = False, False
+    inside[..., :, :reach], inside[..., :, -reach:] = False, False
+    usable = [i for i in range(regions.shape[0]) if bool(inside[i].any())]
+    if not usable:
+        raise ValueError(f"no image has room for a lesion of radius {radius} px inside its region.")
+    order = [usable[round(k)] for k in torch.linspace(0, len(usable) - 1, min(count, len(usable))).tolist()]
+    generator = torch.Generator().manual_seed(seed)
+    sites: list[tuple[int, int, int]] = []
+    for number in range(count):
+        image = order[number % len(order)]
+        candidates = inside[image, 0].nonzero()  # (M, 2) admissible (row, col)
+        taken = torch.tensor([[r, c] for i, r, c in sites if i == image], dtype=torch.float64).reshape(-1, 2)
+        if len(taken):
+            distance = torch.cdist(candidates.double(), taken).min(dim=1).values
+            candidates = candidates[distance >= 4 * radius]
+        if not len(candidates):
+            raise ValueError(f"image {image} has no room for another lesion {4 * radius:g} px from the others; "
+                             "ask for fewer sites.")
+        row, column = candidates[int(torch.randint(len(candidates), (1,), generator=generator))].tolist()
+        sites.append((image, int(row), int(column)))
+    return sites
