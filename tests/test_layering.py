@@ -22,7 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "protocols": BASE | {"data", "checkpoint", "augmentation", "models", "losses", "inference", "metrics", "training"},
     "viz": BASE | {"data"},
     "widgets": BASE | {"data", "inference", "viz"},
-    "runner": BASE,
+    "offline_html": BASE,
+    "runner": BASE | {"offline_html"},
 }
 
 

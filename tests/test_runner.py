@@ -68,7 +68,8 @@ def test_summary_gives_the_exception_text_on_one_line(tmp_path):
     summary = runner.format_summary(runs, "smoke")
     row = next(line for line in summary.splitlines() if line.startswith("| 00_boom |"))
     assert "failed: ValueError: boom: a\\|b" in row, row
-    assert "second line" not in summary, "the status stays on one line"
+    table = summary.split("Failed notebooks", 1)[0]
+    assert "second line" not in table, "the status stays on one line (the traceback follows the table)"
     assert len(re.findall(r"(?<!\\)\|", row)) == 6, f"a '|' in the error broke the Markdown table: {row}"
 
 
@@ -91,7 +92,7 @@ def test_failure_reason_uses_ename_and_evalue_else_the_first_line():
 
 def test_summary_cells_escape_pipes_and_newlines():
     runs = [runner.NotebookRun("00_x", "failed: ValueError: a|b", 1.0, "FID 3 | IS 2\nmore", ())]
-    row = runner.format_summary(runs, "smoke").splitlines()[-1]
+    row = next(line for line in runner.format_summary(runs, "smoke").splitlines() if line.startswith("| 00_x"))
     assert row == "| 00_x | failed: ValueError: a\\|b | 1.0 s | FID 3 \\| IS 2 more | as planned |"
 
 
@@ -134,3 +135,58 @@ def test_main_rejects_an_unknown_notebook_number(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "42" in err and "00" in err, err
     assert not (tmp_path / "build").exists()
+
+
+# ----------------------------------------------------------------- progress inside a notebook, failure details
+
+
+@pytest.mark.parametrize("text, seconds", [("19 s", 19), ("4.6 min", 276), ("4–6 min", 360), ("1.5 h", 5400),
+                                           ("29 min (see RESULTS)", 1740), ("37 min on a loaded machine", 2220),
+                                           ("not measured", None), ("", None)])
+def test_parse_duration(text, seconds):
+    assert runner.parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_course_map_gives_smoke_and_cpu_times_for_every_notebook():
+    names = {p.stem for p in runner.course_notebooks(runner.REPO_ROOT / "notebooks")}
+    for profile in ("smoke", "cpu"):
+        times = runner.expected_times(profile)
+        assert set(times) == names, f"README course map, {profile}: missing {sorted(names - set(times))}"
+        assert all(0 < seconds < 6 * 3600 for seconds in times.values())
+    assert set(runner.expected_times("gpu")) <= names
+
+
+def test_progress_lines_and_the_failed_cell_in_the_summary(tmp_path, capsys):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write(notebooks / "00_slow.ipynb", "print('first')", "import time\ntime.sleep(1.2)",
+           "x = 1\nraise RuntimeError('diverged at step 7')")
+    readme = tmp_path / "README.md"
+    readme.write_text("## Course map\n\n| # | notebook | what | smoke | cpu |\n|---|---|---|---:|---:|\n"
+                      "| 00 | `00_slow` | sleeps | 5 s | 2 min |\n\nMore text.\n")
+    runs = runner.run_course("smoke", [], tmp_path / "build", notebooks_dir=notebooks, progress_every=0.3,
+                             readme=readme)
+    out = capsys.readouterr().out
+    assert "[course] 1/1 00_slow.ipynb (smoke, 3 code cells, course map: 5 s) ..." in out
+    assert re.search(r"\[course\] 00_slow: cell 2/3, \d+ s elapsed \(course map: 5 s\)", out), out
+    assert "[course] 00_slow.ipynb: failed after" in out
+    summary = runner.format_summary(runs, "smoke")
+    assert runs[0].status == "failed: RuntimeError: diverged at step 7"
+    failures = summary.split("Failed notebooks", 1)[1]
+    assert "00_slow: RuntimeError: diverged at step 7" in failures
+    assert "code cell 3/3 (cell index 2): `x = 1`" in failures
+    assert "RuntimeError: diverged at step 7" in failures.split("```")[1], "the traceback's end is shown"
+    assert "\x1b[" not in summary, "no terminal colour codes in the summary"
+
+
+def test_no_failure_section_when_all_pass():
+    runs = [runner.NotebookRun("00_x", "ok", 1.0, "", ())]
+    assert "Failed notebooks" not in runner.format_summary(runs, "smoke")
+
+
+def test_progress_line_without_a_course_map_time():
+    notebook = new_notebook(cells=[new_code_cell("1"), nbformat.v4.new_markdown_cell("m"), new_code_cell("2")])
+    clock = iter([100.0, 165.0])  # the start, then the line
+    progress = runner.CellProgress("03_x", notebook, None, clock=lambda: next(clock))
+    progress.on_cell_start(cell=notebook.cells[2], cell_index=2)
+    assert progress.line() == "[course] 03_x: cell 2/2, 1 min 05 s elapsed"
