@@ -56,3 +56,27 @@ def test_domain_feature_maps_follow_the_classifier():
 def test_vgg_offline_message(tmp_path):
     with pytest.raises(FeatureWeightsUnavailableError, match="download .*vgg19"):
         load_vgg_features(allow_download=False, weights_path=tmp_path / "vgg19.pth")
+
+
+def test_icnr_starts_pixel_shuffle_without_a_checkerboard():
+    from course_utils.models.srgan import icnr_
+
+    torch.manual_seed(0)
+    generator = SRResNetGenerator(scale=4, width=8, num_blocks=1)
+    shuffled = []
+    for stage in generator.upsample:
+        if isinstance(stage, torch.nn.PixelShuffle):
+            stage.register_forward_hook(lambda module, inputs, output: shuffled.append(output))
+    generator(torch.rand(2, 1, 8, 8) * 2 - 1)
+    assert len(shuffled) == 2
+    for output in shuffled:  # every 2 x 2 block of sub-pixels is one value: nearest-neighbour upsampling
+        blocks = output.unfold(-2, 2, 2).unfold(-2, 2, 2)  # (B, C, h, w, 2, 2)
+        torch.testing.assert_close(blocks, blocks[..., :1, :1].expand_as(blocks))
+    plain = torch.nn.Conv2d(4, 16, 3, padding=1)  # PyTorch's default initialisation: sub-pixels differ
+    out = torch.nn.PixelShuffle(2)(plain(torch.rand(1, 4, 6, 6)))
+    assert float((out[..., 0::2, 0::2] - out[..., 1::2, 1::2]).abs().mean()) > 1e-3
+    icnr_(plain)
+    out = torch.nn.PixelShuffle(2)(plain(torch.rand(1, 4, 6, 6)))
+    torch.testing.assert_close(out[..., 0::2, 0::2], out[..., 1::2, 1::2])
+    with pytest.raises(ValueError, match="divisible"):
+        icnr_(torch.nn.Conv2d(4, 6, 3))

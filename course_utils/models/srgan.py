@@ -6,8 +6,11 @@ The generator works at the **low** resolution and only upsamples at the end, whi
 9x9 head convolution, `num_blocks` residual blocks (conv-BN-PReLU-conv-BN plus the identity), a
 convolution whose output is added to the head's (a long skip), then one upsampling stage per factor of 2:
 a convolution to 4x the channels and a **pixel shuffle** (`nn.PixelShuffle(2)`, sub-pixel convolution), which
-rearranges `(B, 4C, h, w)` into `(B, C, 2h, 2w)`, a learned upsampling without the checkerboard artefacts
-of transposed convolutions. A 9x9 convolution and tanh give the image in [-1, 1]. The generator also adds
+rearranges `(B, 4C, h, w)` into `(B, C, 2h, 2w)`. Pixel shuffle avoids the checkerboard artefacts of
+transposed convolutions only when its convolution starts with **ICNR** initialisation (Aitken et al., 2017):
+the four sub-pixel filters of each output channel start equal, so at initialisation the stage is a
+nearest-neighbour upsampling followed by a convolution, and checkerboards appear only if training makes
+them. `icnr_` does that here; a random initialisation starts with a checkerboard. A 9x9 convolution and tanh give the image in [-1, 1]. The generator also adds
 the bicubic upsampling of its input (`residual=True`), so it only has to learn the missing detail.
 
 Shapes for `scale=4, width=32` on a 32 px input (B, C, H, W):
@@ -28,6 +31,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_utils.checks import require_int
+
+
+def icnr_(conv: nn.Conv2d, upscale: int = 2) -> None:
+    """ICNR initialisation in place: the `upscale**2` sub-pixel filters of every output channel start equal.
+
+    `nn.PixelShuffle(r)` sends input channel `c r^2 + k` to sub-pixel `k` of output channel `c`; repeating one
+    Kaiming-initialised filter (and bias) `r^2` times along the output channels makes all sub-pixels equal.
+    """
+    out_channels = conv.out_channels
+    if out_channels % upscale**2:
+        raise ValueError(f"ICNR needs out_channels divisible by upscale^2 = {upscale**2}; got {out_channels}.")
+    with torch.no_grad():
+        base = torch.empty(out_channels // upscale**2, *conv.weight.shape[1:])
+        nn.init.kaiming_normal_(base, a=0.25, nonlinearity="leaky_relu")  # PReLU starts with slope 0.25
+        conv.weight.copy_(base.repeat_interleave(upscale**2, dim=0))
+        if conv.bias is not None:
+            conv.bias.copy_(torch.zeros(out_channels // upscale**2).repeat_interleave(upscale**2))
 
 
 class ResidualBlock(nn.Module):
@@ -64,7 +84,9 @@ class SRResNetGenerator(nn.Module):
                                   nn.BatchNorm2d(width) if batch_norm else nn.Identity())
         stages: list[nn.Module] = []
         for _ in range(int(math.log2(scale))):
-            stages += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]  # x2 each
+            expand = nn.Conv2d(width, 4 * width, 3, padding=1)
+            icnr_(expand)  # no checkerboard at the start
+            stages += [expand, nn.PixelShuffle(2), nn.PReLU(width)]  # x2 each
         self.upsample = nn.Sequential(*stages)
         self.tail = nn.Conv2d(width, channels, 9, padding=4)
         if residual:  # start as plain bicubic interpolation; training adds the detail

@@ -1,0 +1,40 @@
+"""The classifier two-sample test: about 0.5 on two samples of one distribution, near 1 when they differ."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.metrics.two_sample import two_sample_accuracy
+
+
+def _textures(count: int, seed: int) -> torch.Tensor:
+    # random smooth textures in [0, 1], (N, 1, 16, 16)
+    noise = torch.rand(count, 1, 16, 16, generator=torch.Generator().manual_seed(seed))
+    return F.avg_pool2d(noise, 3, stride=1, padding=1)
+
+
+def test_two_samples_of_one_distribution_cannot_be_told_apart():
+    images = _textures(800, seed=0)
+    result = two_sample_accuracy(images[:200], images[200:400], images[400:600], images[600:], steps=60, width=8, seed=0)
+    assert result.correct.shape == (400,) and result.correct.dtype == torch.bool
+    assert abs(result.accuracy - 0.5) < 0.1, result.accuracy  # chance, within about 2.8 binomial s.d. (0.035)
+
+
+def test_blurred_images_are_recognised():
+    real = _textures(600, seed=1)
+    blurred = F.avg_pool2d(real, 5, stride=1, padding=2)  # the same images, smoother: what a pixel loss produces
+    result = two_sample_accuracy(real[:200], blurred[200:400], real[400:500], blurred[500:], steps=60, width=8, seed=0)
+    assert result.accuracy > 0.9 and result.train_accuracy > 0.9, result
+
+
+def test_the_same_seed_gives_the_same_answer_and_inputs_are_checked():
+    real, fake = _textures(40, seed=2), _textures(40, seed=3)
+    first = two_sample_accuracy(real[:20], fake[:20], real[20:], fake[20:], steps=5, seed=4)
+    second = two_sample_accuracy(real[:20], fake[:20], real[20:], fake[20:], steps=5, seed=4)
+    assert torch.equal(first.correct, second.correct)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        two_sample_accuracy(real * 2 - 1, fake, real, fake, steps=1)
+    with pytest.raises(ValueError, match="one image shape"):
+        two_sample_accuracy(real, fake[..., :8, :8], real, fake, steps=1)
