@@ -61,6 +61,18 @@ def test_erode_shrinks_a_mask_by_whole_pixels():
     assert erode(full, 1).sum() == 16, "the image border counts as outside"
 
 
+def test_consecutive_runs_are_the_slice_blocks():
+    from course_utils.data.splits import consecutive_runs
+
+    assert consecutive_runs(torch.tensor([3, 4, 5, 9, 10, 20])).tolist() == [0, 0, 0, 1, 1, 2]
+    assert consecutive_runs(torch.tensor([], dtype=torch.long)).tolist() == []
+    data = mni152_clean_splits(size=32)
+    runs = consecutive_runs(data.groups["test"])
+    assert 3 <= int(runs.max()) + 1 < len(runs), "several blocks of several slices each"
+    with pytest.raises(ValueError, match="sorted"):
+        consecutive_runs(torch.tensor([5, 3]))
+
+
 def test_split_report_counts_leaks():
     leaky = {"train": torch.tensor([1, 2, 3]), "test": torch.tensor([3, 4, 9])}
     assert split_report(leaky) == {"shared": 1, "neighbours": 2}  # 3 shared; 2-3 and 3-4 are neighbours

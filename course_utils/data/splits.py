@@ -45,6 +45,19 @@ def gapped_slice_splits(count: int) -> np.ndarray:
     return names
 
 
+def consecutive_runs(indices: torch.Tensor) -> torch.Tensor:
+    """Run number `(N,)` per slice of sorted slice `indices` `(N,)`: consecutive indices share a run.
+
+    Within one split of `gapped_slice_splits` each run is one block of neighbouring slices, the unit to resample
+    in a bootstrap over a single volume (neighbouring slices are nearly the same image, not independent samples).
+    """
+    indices = torch.as_tensor(indices).flatten()
+    if len(indices) and not bool((indices[1:] > indices[:-1]).all()):
+        raise ValueError("slice indices must be sorted and distinct, as the splits give them.")
+    breaks = (indices[1:] - indices[:-1]) > 1
+    return torch.cat([torch.zeros(min(len(indices), 1), dtype=torch.long), torch.cumsum(breaks.long(), 0)])
+
+
 def split_report(groups: dict[str, torch.Tensor], kind: str = "slice") -> dict[str, int]:
     """Overlaps and neighbour pairs between splits: {'shared': n, 'neighbours': m} (both must be 0)."""
     shared, neighbours = 0, 0
