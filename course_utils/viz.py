@@ -454,6 +454,16 @@ def plot_curves(
     return fig
 
 
+def mark_orientation(ax: Any, orientation: dict[str, str], fontsize: int = 8) -> None:
+    """Letters for the patient's directions at the edges of an image axis (e.g. from `screen_orientation`)."""
+    style = {"color": "yellow", "fontsize": fontsize, "fontweight": "bold", "transform": ax.transAxes}
+    places = {"left": (0.02, 0.5, "left", "center"), "right": (0.98, 0.5, "right", "center"),
+              "top": (0.5, 0.98, "center", "top"), "bottom": (0.5, 0.02, "center", "bottom")}
+    for edge, letter in orientation.items():
+        x, y, horizontal, vertical = places[edge]
+        ax.text(x, y, letter, ha=horizontal, va=vertical, **style)
+
+
 def slice_indices(size: int, n_slices: int) -> list[int]:
     """`n_slices` evenly spaced interior indices in 0..size-1 (all of them when n_slices >= size)."""
     if n_slices >= size:

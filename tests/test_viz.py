@@ -297,3 +297,32 @@ def test_show_volume_slices_other_axis_and_bad_input() -> None:
         viz.show_volume_slices(torch.rand(8, 8), title="flat")
     with pytest.raises(ValueError, match="axis must be 0, 1 or 2"):
         viz.show_volume_slices(torch.rand(4, 4, 4), title="v", axis=3)
+
+
+def test_screen_orientation_follows_rotate_up_of_a_ras_volume():
+    import numpy as np
+
+    from course_utils.data.slicing import rotate_up, screen_orientation
+
+    volume = np.zeros((4, 5, 6))  # RAS: +x right, +y anterior, +z superior
+    volume[3, 2, 3] = 1  # a voxel at the patient's far right, in an axial slice (z = 3)
+    axial = rotate_up(volume[:, :, 3])
+    assert np.argwhere(axial == 1)[0][1] == axial.shape[1] - 1 and screen_orientation(2)["right"] == "R"
+    volume[:] = 0
+    volume[1, 4, 3] = 1  # most anterior: at the top of the axial slice
+    assert np.argwhere(rotate_up(volume[:, :, 3]) == 1)[0][0] == 0 and screen_orientation(2)["top"] == "A"
+    volume[:] = 0
+    volume[2, 4, 1] = 1  # sagittal slice x = 2: anterior goes right
+    sagittal = rotate_up(volume[2])
+    assert np.argwhere(sagittal == 1)[0][1] == sagittal.shape[1] - 1 and screen_orientation(0)["right"] == "A"
+
+
+def test_mark_orientation_writes_the_letters():
+    import matplotlib.pyplot as plt
+
+    from course_utils.viz import mark_orientation
+
+    fig, ax = plt.subplots()
+    mark_orientation(ax, {"left": "L", "right": "R", "top": "A", "bottom": "P"})
+    assert sorted(t.get_text() for t in ax.texts) == ["A", "L", "P", "R"]
+    plt.close(fig)

@@ -12,6 +12,19 @@ def rotate_up(plane: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(plane))
 
 
+def screen_orientation(axis: int) -> dict[str, str]:
+    """Which way the patient faces on screen after `rotate_up` of a slice of a RAS volume along `axis`.
+
+    `{"left": .., "right": .., "top": .., "bottom": ..}` with R/L (right/left), A/P (anterior/posterior),
+    S/I (superior/inferior). Axial and coronal slices show the patient's right on the screen's right
+    (the *neurological* convention; radiology shows it on the left).
+    """
+    edges = {0: ("P", "A", "S", "I"), 1: ("L", "R", "S", "I"), 2: ("L", "R", "A", "P")}
+    if axis not in edges:
+        raise ValueError(f"axis must be 0 (sagittal), 1 (coronal) or 2 (axial); got {axis!r}.")
+    return dict(zip(("left", "right", "top", "bottom"), edges[axis], strict=True))
+
+
 def scale_to_uint8(volume: np.ndarray, mask: np.ndarray | None = None, percentile: float = 99.5) -> np.ndarray:
     """Map intensities to 0..255, clipping at the given percentile (of the mask, if given)."""
     values = volume[mask > 0] if mask is not None else volume[volume > 0]
