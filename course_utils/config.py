@@ -8,7 +8,7 @@ A notebook's Configuration cell calls `settings_for("<notebook stem>")` and read
 Every `train_gan` run's settings are a `TrainConfig`, and every settings class uses one
 vocabulary: `num_epochs`, `batch_size`, `lr_g`, `lr_d`, `betas`, `latent_dim` (inside a `TrainConfig`), `width`
 (channels of a network's first or last stage), `num_steps` (optimisation steps where a run is not in epochs).
-A notebook with several runs has one `TrainConfig` per run (e.g. 05's `pretrain`, `srgan`, `x2`).
+A notebook with several runs has one `TrainConfig` per run (e.g. 05's `pretrain` and `srgan`).
 """
 
 from __future__ import annotations
@@ -242,22 +242,28 @@ class ConditionalGANSettings:
 
 @dataclass(frozen=True)
 class SuperResolutionSettings:
-    """Notebook 05: SRResNet and SRGAN on MNI152 T1 slices at x4 (and SRResNet at x2)."""
+    """Notebook 05: SRResNet, SRGAN and its control at x4 on MSD hippocampus subjects (MNI152 as the fallback)."""
 
-    image_size: int  # side of the high-resolution slices (MNI152 axial; 128 px = 1.4 mm pixels)
-    crop_size: int  # side of the high-resolution training crops
+    image_size: int  # side of the MNI152 fallback slices (hippocampus crops are always 64 px)
+    crop_size: int  # side of the high-resolution training crops (64 = whole hippocampus slices)
     train_crops: int  # random crops drawn once from the (flipped and turned) training slices
     width: int  # SRResNet channels
     num_blocks: int  # SRResNet residual blocks
     critic_width: int  # SRGAN discriminator channels of its first stage
     pretrain: TrainConfig  # SRResNet x4 (pixel loss: lr_g), the SRGAN's starting point
-    srgan: TrainConfig  # SRGAN fine-tuning (pixel + feature + adversarial)
-    x2: TrainConfig  # SRResNet x2
+    srgan: TrainConfig  # SRGAN fine-tuning (pixel + feature + adversarial); the control continues with it too
     classifier: DomainClassifierSettings  # the domain classifier of notebook 03 (feature network; cache shared)
-    hippocampus_cases: int  # test subjects of the MSD hippocampus check (0: skip)
+    seeds: tuple[int, ...]  # training seeds: SRResNet, control and SRGAN once per seed
+    subjects: int  # hippocampus subjects used (0: all 260), split 70 / 10 / 20 % into train / val / test
+    two_sample_steps: int  # optimisation steps of each classifier two-sample test (the perception axis)
+    degradation: str = "kspace"  # in-plane MRI resolution: k-space truncation ("area": thick-slice box average)
+    edge_margin: int = 4  # pixels of each hippocampus crop's artificial edge left out of the scores
     pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
     feature_weight: float = 1.0
     adversarial_weight: float = 5e-2
+    min_psnr_db: float = 0.1  # the smallest PSNR change a verdict calls a difference
+    min_accuracy: float = 0.02  # the smallest change of two-sample accuracy a verdict calls a difference
+    bootstrap_resamples: int = 2000  # cluster bootstrap over test subjects
     feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
     allow_vgg_download: bool = True  # try the ImageNet VGG-19 weights first (548 MB, once)
 
@@ -425,23 +431,21 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             image_size=64, crop_size=32, train_crops=32, width=8, num_blocks=1, critic_width=8,
             pretrain=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
             srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            x2=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
             classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
-            hippocampus_cases=2, allow_vgg_download=False,
+            seeds=(0,), subjects=20, two_sample_steps=5, bootstrap_resamples=200, allow_vgg_download=False,
         ),
         "cpu": SuperResolutionSettings(
-            image_size=128, crop_size=64, train_crops=400, width=32, num_blocks=6, critic_width=32,
-            pretrain=TrainConfig(num_epochs=30, batch_size=16, lr_g=1e-3, betas=_ADAM),
-            srgan=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            x2=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-3, betas=_ADAM),
-            classifier=DomainClassifierSettings(num_epochs=8), hippocampus_cases=20,
+            image_size=128, crop_size=64, train_crops=3200, width=16, num_blocks=4, critic_width=32,
+            pretrain=TrainConfig(num_epochs=4, batch_size=16, lr_g=1e-3, betas=_ADAM),
+            srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
+            classifier=DomainClassifierSettings(num_epochs=8), seeds=(0, 1, 2), subjects=0, two_sample_steps=200,
         ),
         "gpu": SuperResolutionSettings(
-            image_size=128, crop_size=96, train_crops=4000, width=64, num_blocks=16, critic_width=64,
-            pretrain=TrainConfig(num_epochs=40, batch_size=32, lr_g=1e-3, betas=_ADAM),
-            srgan=TrainConfig(num_epochs=20, batch_size=32, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            x2=TrainConfig(num_epochs=20, batch_size=32, lr_g=1e-3, betas=_ADAM),
-            classifier=DomainClassifierSettings(num_epochs=10), hippocampus_cases=52,
+            image_size=128, crop_size=64, train_crops=16000, width=64, num_blocks=16, critic_width=64,
+            pretrain=TrainConfig(num_epochs=10, batch_size=32, lr_g=1e-3, betas=_ADAM),
+            srgan=TrainConfig(num_epochs=4, batch_size=32, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
+            classifier=DomainClassifierSettings(num_epochs=10), seeds=(0, 1, 2, 3, 4), subjects=0,
+            two_sample_steps=1000,
         ),
     },
     "06_denoising_gan": {
