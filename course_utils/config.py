@@ -270,7 +270,7 @@ class SuperResolutionSettings:
 
 @dataclass(frozen=True)
 class DenoisingSettings:
-    """Notebook 06: an L1 U-Net and a pix2pix-style GAN denoiser vs non-local means, over noise levels."""
+    """Notebook 06: L1 U-Net, pix2pix GAN and its no-critic control vs tuned non-local means, over noise levels."""
 
     image_size: int  # side of the MNI152 axial slices
     crop_size: int  # side of the training crops
@@ -281,18 +281,29 @@ class DenoisingSettings:
     depth: int  # U-Net down/up stages
     critic_width: int  # PatchGAN channels of its first layer
     l1: TrainConfig  # the L1 U-Net (also the GAN's starting point; lr_g)
-    gan: TrainConfig  # the conditional GAN fine-tuning (pix2pix's Adam)
-    xray_images: int  # PneumoniaMNIST test images for the low-dose (Poisson) X-ray example
+    gan: TrainConfig  # the fine-tuning (pix2pix's Adam), for the GAN and for its control (adversarial weight 0)
+    xray_images: int  # PneumoniaMNIST test images for the low-dose (Beer-Lambert) X-ray check
+    seeds: tuple[int, ...] = (0,)  # training seeds: one L1 U-Net, GAN and control per seed
     noise_model: str = "rician"
     pixel_weight: float = 100.0  # pix2pix: lambda = 100 for the L1 term, 1 for the adversarial term
     adversarial_weight: float = 1.0
     critic_layers: int = 3  # PatchGAN stride-2 layers (3: 38 px patches)
-    nlm_patch_size: int = 5  # non-local means (scikit-image)
-    nlm_patch_distance: int = 6
-    nlm_h_factor: float = 0.8  # filter strength h = factor x estimated sigma
-    xray_doses: tuple[float, ...] = (10.0, 30.0, 100.0)  # photons per pixel at intensity 1
-    lesion_radius: float = 2.5  # the synthetic lesion (pixels) ...
-    lesion_contrast: float = 0.1  # ... and its contrast in [0, 1] units
+    sigma_margin: int = 4  # sigma is read from the background more than this many px outside the brain mask
+    nlm_patch_size: int = 5  # non-local means (scikit-image); h and the search distance are tuned on validation
+    nlm_h_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)  # h in units of sigma-hat (of 2 sigma-hat on M^2)
+    nlm_patch_distances: tuple[int, ...] = (3, 5)
+    xray_photons: tuple[float, ...] = (300.0, 1000.0, 3000.0)  # I0: unattenuated photons per pixel
+    xray_mu_max: float = 3.0  # attenuation line integral of the brightest pixel (mu = mu_max x)
+    xray_exposures: int = 100  # repeated exposures of the same images for the Beer-Lambert check
+    lesion_radius: float = 2.5  # the synthetic lesions (pixels) ...
+    lesion_contrast: float = 0.1  # ... and their contrast in [0, 1] units
+    lesion_sites: int = 12  # places inside the brain of the test slices, each with and without a lesion
+    lesion_draws: int = 6  # noise draws per site
+    bootstrap_resamples: int = 2000  # cluster bootstrap over the test slice blocks
+    min_meaningful_db: float = 0.1  # minimum meaningful differences, fixed before the results are seen
+    min_meaningful_ssim: float = 0.005
+    min_meaningful_sharpness: float = 0.02  # of the gradient ratio
+    min_meaningful_contrast: float = 0.05  # of a lesion's contrast (kept or false)
 
 
 @dataclass(frozen=True)
@@ -451,19 +462,20 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "06_denoising_gan": {
         "smoke": DenoisingSettings(
             image_size=64, crop_size=32, train_crops=32, levels=(0.03, 0.06, 0.1), default_level=0.06, width=4,
-            depth=2, critic_width=8, xray_images=8,
+            depth=2, critic_width=8, xray_images=8, seeds=(0,), nlm_h_factors=(0.75, 1.25), nlm_patch_distances=(3,),
+            xray_exposures=20, lesion_sites=4, lesion_draws=2, bootstrap_resamples=200,
             l1=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
             gan=TrainConfig(num_epochs=1, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
         "cpu": DenoisingSettings(
-            image_size=128, crop_size=64, train_crops=300, levels=(0.03, 0.06, 0.1), default_level=0.06, width=16,
-            depth=3, critic_width=32, xray_images=64,
+            image_size=128, crop_size=48, train_crops=200, levels=(0.03, 0.06, 0.1), default_level=0.06, width=16,
+            depth=3, critic_width=32, xray_images=64, seeds=(0, 1, 2),
             l1=TrainConfig(num_epochs=8, batch_size=16, lr_g=1e-3, betas=_ADAM),
-            gan=TrainConfig(num_epochs=4, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+            gan=TrainConfig(num_epochs=3, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
         "gpu": DenoisingSettings(
             image_size=128, crop_size=96, train_crops=3000, levels=(0.03, 0.06, 0.1), default_level=0.06, width=32,
-            depth=4, critic_width=64, xray_images=256,
+            depth=4, critic_width=64, xray_images=256, seeds=(0, 1, 2), lesion_sites=24, lesion_draws=16,
             l1=TrainConfig(num_epochs=40, batch_size=32, lr_g=1e-3, betas=_ADAM),
             gan=TrainConfig(num_epochs=20, batch_size=32, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         ),
@@ -518,11 +530,11 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "small_sample_draws",
-                                   "bootstrap_resamples")
+                                   "bootstrap_resamples", "lesion_sites", "lesion_draws", "xray_exposures")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
-CAPPED_SEQUENCES: tuple[str, ...] = ("fractions",)  # the first and the last value kept (e.g. 10 % and 100 %)
+CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances")  # first and last kept
 
 
 def apply_step_cap(settings: Any, cap: int) -> Any:
