@@ -2,11 +2,12 @@
 
 Introduced in notebook 01 (`01_gan_theory_and_loss_math`): the minimax discriminator loss and the
 saturating / non-saturating generator losses. Notebook 08 (`08_stabilizing_gans_and_open_challenges`)
-adds the hinge and Wasserstein losses and the WGAN-GP gradient penalty.
+adds the hinge and Wasserstein losses and the WGAN-GP gradient penalty, and the modern objective of R3GAN
+(Huang et al., NeurIPS 2024): the relativistic pairing loss with the zero-centred R1 and R2 penalties.
 
 Conventions (the same as notebook 01):
 - Inputs are **logits** `(B,)` (D(x) = sigmoid(logit)) for the minimax family, raw **scores** for the
-  hinge and Wasserstein families. Log-probabilities are computed from logits with softplus:
+  hinge, Wasserstein and relativistic families. Log-probabilities are computed from logits with softplus:
   ln D = -softplus(-logit), ln(1 - D) = -softplus(logit), which never takes the log of 0.
 - Every expectation is a batch **mean**; a discriminator loss with a real and a fake term is the **sum**
   of the two batch means, L_D = mean(-ln D(x)) + mean(-ln(1 - D(G(z)))). So at the equilibrium
@@ -126,6 +127,68 @@ def gradient_penalty(
     (grads,) = torch.autograd.grad(scores.sum(), mixed, create_graph=True)  # (B, C, H, W): ∇ of each score
     norms = (grads.flatten(1).square().sum(dim=1) + GP_NORM_EPS).sqrt()  # (B,)
     return (norms - 1.0).square().mean()
+
+
+# ----------------------------------------------------------------------------- relativistic + R1/R2 (R3GAN, notebook 08)
+
+
+def _paired(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and fake scores `(B,)` as float tensors of one shape: the relativistic loss pairs them sample by sample."""
+    real, fake = _as_scores(real_scores, "real_scores"), _as_scores(fake_scores, "fake_scores")
+    if real.shape != fake.shape:
+        raise ValueError(
+            f"the relativistic pairing loss compares each real sample with one fake; got scores of shapes "
+            f"{tuple(real.shape)} and {tuple(fake.shape)}. Draw as many fakes as there are real images."
+        )
+    return real, fake
+
+
+def d_loss_relativistic(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_D = mean(softplus(D(G(z_i)) - D(x_i))), the relativistic pairing loss (RpGAN; introduced in notebook 08).
+
+    Each real x_i is paired with the fake G(z_i) of the same batch position: the critic is asked to score the
+    real one *higher than its partner*, not to reach an absolute target. Raw scores `(B,)`; ln 2 when the two
+    scores are equal. Huang et al. (R3GAN, NeurIPS 2024) pair it with R1 + R2 (`zero_centred_gradient_penalty`).
+    """
+    real, fake = _paired(real_scores, fake_scores)
+    return F.softplus(fake - real).mean()
+
+
+def g_loss_relativistic(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_G = mean(softplus(D(x_i) - D(G(z_i)))), the generator side of RpGAN (introduced in notebook 08).
+
+    Unlike the other generator losses it needs the critic's scores of the real batch too (detached or not:
+    only the fakes carry the generator's gradient).
+    """
+    real, fake = _paired(real_scores, fake_scores)
+    return F.softplus(real - fake).mean()
+
+
+def zero_centred_gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor],
+                                  images: torch.Tensor) -> torch.Tensor:
+    """mean_i ||∇_x D(x_i)||²: R1 on real images, R2 on fakes (Mescheder et al. 2018; introduced in notebook 08).
+
+    `images` `(B, ...)` are detached first, so the penalty trains the critic only; its graph is kept
+    (`create_graph=True`) so `gamma / 2 * (R1 + R2)` can be added to the critic's loss, as R3GAN does. Unlike
+    WGAN-GP's `gradient_penalty` it pulls the gradient towards 0, at the data (R1) and at the fakes (R2), not
+    towards norm 1 between them. Call it outside autocast: the double backward is then computed in float32.
+    """
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() < 2:
+        raise ValueError("images must be a float tensor (B, C, H, W) (any (B, ...)) of the critic's inputs.")
+    inputs = images.detach().requires_grad_(True)  # (B, C, H, W)
+    scores = critic(inputs).reshape(inputs.shape[0])  # (B,)
+    (grads,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)  # (B, C, H, W): each score's own
+    return grads.flatten(1).square().sum(dim=1).mean()
+
+
+def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+    """R1 = mean ||∇_x D(x)||² on real images (introduced in notebook 08); the loss adds gamma / 2 · R1."""
+    return zero_centred_gradient_penalty(critic, real)
+
+
+def r2_penalty(critic: Callable[[torch.Tensor], torch.Tensor], fake: torch.Tensor) -> torch.Tensor:
+    """R2 = mean ||∇_x D(G(z))||² on generated images (introduced in notebook 08); the loss adds gamma / 2 · R2."""
+    return zero_centred_gradient_penalty(critic, fake)
 
 
 # ----------------------------------------------------------------------------- paired image-to-image losses (notebook 05)

@@ -1,7 +1,9 @@
-"""GAN losses: hand-computed values, agreement with PyTorch's BCE and notebook 01's formulas, WGAN-GP."""
+"""GAN losses: hand-computed values, agreement with PyTorch's BCE and notebook 01's formulas, WGAN-GP, and
+R3GAN's relativistic loss with R1/R2 (closed forms, finite differences, a hand-written step, resume)."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -13,12 +15,17 @@ from course_utils import losses
 from course_utils.losses import (
     d_loss_hinge,
     d_loss_minimax,
+    d_loss_relativistic,
     d_loss_wasserstein,
     g_loss_hinge,
     g_loss_non_saturating,
+    g_loss_relativistic,
     g_loss_saturating,
     g_loss_wasserstein,
     gradient_penalty,
+    r1_penalty,
+    r2_penalty,
+    zero_centred_gradient_penalty,
 )
 from course_utils.widgets import gan_losses
 
@@ -153,5 +160,137 @@ def test_gradient_penalty_checks_shapes() -> None:
 def test_docstrings_name_the_notebook() -> None:
     for name in ("d_loss_minimax", "g_loss_saturating", "g_loss_non_saturating"):
         assert "notebook 01" in getattr(losses, name).__doc__
-    for name in ("d_loss_hinge", "g_loss_hinge", "d_loss_wasserstein", "g_loss_wasserstein", "gradient_penalty"):
+    for name in ("d_loss_hinge", "g_loss_hinge", "d_loss_wasserstein", "g_loss_wasserstein", "gradient_penalty",
+                 "d_loss_relativistic", "g_loss_relativistic", "zero_centred_gradient_penalty", "r1_penalty",
+                 "r2_penalty"):
         assert "notebook 08" in getattr(losses, name).__doc__
+
+
+# ----------------------------------------------------------------------------- R3GAN: relativistic pairing + R1/R2
+
+
+def test_relativistic_pairing_loss_hand_values() -> None:
+    real, fake = torch.tensor([2.0, 0.0, -1.0]), torch.tensor([1.0, 0.0, 1.0])
+    # D: mean softplus(fake - real) = mean(ln(1 + e^-1), ln 2, ln(1 + e^2)); G: the differences negated
+    expected_d = (math.log1p(math.exp(-1)) + math.log(2) + math.log1p(math.exp(2))) / 3
+    expected_g = (math.log1p(math.exp(1)) + math.log(2) + math.log1p(math.exp(-2))) / 3
+    assert float(d_loss_relativistic(real, fake)) == pytest.approx(expected_d, rel=1e-6)
+    assert float(g_loss_relativistic(real, fake)) == pytest.approx(expected_g, rel=1e-6)
+    same = torch.full((4,), 3.7)
+    assert float(d_loss_relativistic(same, same)) == pytest.approx(math.log(2))  # equal scores: ln 2
+    # only the differences of each pair count: shifting every score by one constant changes nothing
+    assert float(d_loss_relativistic(real + 5, fake + 5)) == pytest.approx(expected_d, rel=1e-6)
+    # pairs matter: the same scores paired the other way round give another loss
+    assert float(d_loss_relativistic(real, fake.roll(1))) != pytest.approx(expected_d, rel=1e-3)
+    with pytest.raises(ValueError, match="pairing"):
+        d_loss_relativistic(torch.zeros(3), torch.zeros(4))
+
+
+def test_zero_centred_penalty_of_a_linear_critic_is_the_squared_weight_norm() -> None:
+    torch.manual_seed(5)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 1)).double()
+    w = critic[1].weight  # (1, 18): a linear critic D(x) = w.x + b has grad_x D = w everywhere
+    real, fake = torch.randn(4, 2, 3, 3, dtype=torch.float64), torch.randn(4, 2, 3, 3, dtype=torch.float64)
+    expected = float(w.detach().square().sum())
+    assert float(r1_penalty(critic, real).detach()) == pytest.approx(expected, rel=1e-12)
+    assert float(r2_penalty(critic, fake).detach()) == pytest.approx(expected, rel=1e-12)
+    (grad_w,) = torch.autograd.grad(r1_penalty(critic, real), w)  # d/dw ||w||^2 = 2w: the critic is trained
+    torch.testing.assert_close(grad_w, 2 * w.detach())
+    assert real.grad is None  # the images are detached
+
+
+def test_zero_centred_penalty_matches_finite_differences() -> None:
+    torch.manual_seed(6)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 1)).double()
+    images = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    step = 1e-6
+    squared = []
+    with torch.no_grad():
+        for sample in images.flatten(1):
+            grad = torch.zeros(4, dtype=torch.float64)
+            for i in range(4):
+                delta = torch.zeros(4, dtype=torch.float64)
+                delta[i] = step
+                grad[i] = (critic((sample + delta).view(1, 1, 2, 2)) - critic((sample - delta).view(1, 1, 2, 2))
+                           ).item() / (2 * step)
+            squared.append(grad.square().sum())
+    penalty = zero_centred_gradient_penalty(critic, images)
+    assert float(penalty.detach()) == pytest.approx(float(torch.stack(squared).mean()), rel=1e-6)
+    with pytest.raises(ValueError, match="float tensor"):
+        zero_centred_gradient_penalty(critic, torch.zeros(3, 4, dtype=torch.long))
+
+
+def _tiny_gan(seed: int = 0):
+    from course_utils.models import DCGANDiscriminator, DCGANGenerator
+
+    torch.manual_seed(seed)
+    return DCGANGenerator(8, image_size=28, base_width=4), DCGANDiscriminator(image_size=28, base_width=4)
+
+
+def test_relativistic_steps_match_a_hand_written_r3gan_step() -> None:
+    """One step of `RelativisticSteps` equals R3GAN's update written out here, and moves both networks."""
+    from course_utils.training import TrainConfig
+    from course_utils.training.loop import run_one_step
+    from course_utils.training.steps import RelativisticSteps
+
+    generator, discriminator = _tiny_gan()
+    real_uint8 = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    config = TrainConfig(num_epochs=1, batch_size=6, latent_dim=8, seed=3, lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9))
+    gamma = 3.0
+    g_pkg, d_pkg = copy.deepcopy(generator), copy.deepcopy(discriminator)
+    logs = run_one_step(g_pkg, d_pkg, real_uint8, config, RelativisticSteps(gamma=gamma))
+
+    g_hand, d_hand = copy.deepcopy(generator).train(), copy.deepcopy(discriminator).train()
+    opt_g = torch.optim.Adam(g_hand.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(d_hand.parameters(), lr=config.lr_d, betas=config.betas)
+    real = real_uint8.float() / 127.5 - 1
+    fake = g_hand(torch.randn(6, 8, generator=torch.Generator().manual_seed(config.seed)))
+    real_out, fake_out = d_hand(real), d_hand(fake.detach())
+    loss_adv = F.softplus(fake_out - real_out).mean()
+    penalties = []
+    for images in (real, fake.detach()):
+        x = images.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(d_hand(x).sum(), x, create_graph=True)
+        penalties.append(grad.square().sum(dim=(1, 2, 3)).mean())
+    opt_d.zero_grad()
+    (loss_adv + gamma / 2 * (penalties[0] + penalties[1])).backward()
+    opt_d.step()
+    for p in d_hand.parameters():
+        p.requires_grad_(False)
+    real_out = d_hand(real).detach()  # the reals first, then the fakes (batch-norm statistics see this order)
+    loss_g = F.softplus(real_out - d_hand(fake)).mean()
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+
+    assert logs["loss_d"] == pytest.approx(loss_adv.item(), rel=1e-5)
+    assert logs["r1"] == pytest.approx(penalties[0].item(), rel=1e-5) and logs["r1"] > 0
+    assert logs["r2"] == pytest.approx(penalties[1].item(), rel=1e-5)
+    assert logs["loss_g"] == pytest.approx(loss_g.item(), rel=1e-5)
+    for a, b in zip([*g_pkg.state_dict().values(), *d_pkg.state_dict().values()],
+                    [*g_hand.state_dict().values(), *d_hand.state_dict().values()], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    for before, after in ((generator, g_pkg), (discriminator, d_pkg)):  # the step changed the weights
+        assert any(not torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters(), strict=True))
+
+
+def test_relativistic_steps_settings_and_resume(tmp_path) -> None:
+    from course_utils.checkpoint import CheckpointMismatchError
+    from course_utils.training import TrainConfig, train_gan
+    from course_utils.training.steps import RelativisticSteps
+
+    assert RelativisticSteps(gamma=0.5).settings() == {"type": "RelativisticSteps", "gamma": 0.5}
+    for bad in (-1.0, float("nan"), float("inf"), True):
+        with pytest.raises(ValueError, match="gamma"):
+            RelativisticSteps(gamma=bad)
+    data = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    config = TrainConfig(num_epochs=1, batch_size=6, latent_dim=8, seed=1, num_samples=2)
+    first = train_gan(*_tiny_gan(), data, config, steps=RelativisticSteps(gamma=1.0), checkpoint_dir=tmp_path,
+                      progress=False)
+    assert {"loss_d", "loss_g", "r1", "r2"} <= set(first.history) and math.isfinite(first.history["r1"][-1])
+    with pytest.raises(CheckpointMismatchError, match="gamma"):
+        train_gan(*_tiny_gan(), data, config, steps=RelativisticSteps(gamma=2.0), checkpoint_dir=tmp_path,
+                  progress=False)
+    done = train_gan(*_tiny_gan(seed=4), data, config, steps=RelativisticSteps(gamma=1.0), checkpoint_dir=tmp_path,
+                     progress=False)
+    assert done.epochs_completed == 1 and done.timing["images"] == 0  # same settings: loaded, nothing to train

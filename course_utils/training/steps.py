@@ -5,6 +5,7 @@ A step object defines `d_step` (the critic's update) and `g_step` (the generator
 
 - `DCGANSteps` (notebook 02; notebook 08 adds hinge + spectral norm, WGAN-GP and DiffAugment): an unconditional
   GAN with pluggable losses from `course_utils.losses`.
+- `RelativisticSteps` (notebook 08): the modern objective of R3GAN, the relativistic pairing loss with R1 + R2.
 - `ConditionalGANSteps` (notebook 04): a class-conditional GAN; the fakes get the real batch's labels.
 - `PairedSteps` (notebooks 05 and 06): image-to-image models on `(input, target)` pairs; the generator loss is
 
@@ -37,11 +38,14 @@ from course_utils.losses import (
     PIXEL_LOSSES,
     d_loss_hinge,
     d_loss_minimax,
+    d_loss_relativistic,
     dice_ce_loss,
     g_loss_hinge,
     g_loss_non_saturating,
+    g_loss_relativistic,
     gradient_penalty,
     pixel_loss,
+    zero_centred_gradient_penalty,
 )
 from course_utils.models.conditional import check_labels, snapshot_labels
 
@@ -304,6 +308,85 @@ class DCGANSteps(GANSteps):
         return {"loss_g": loss_g.detach()}
 
 
+# ----------------------------------------------------------------------------- R3GAN's objective (notebook 08)
+
+
+class RelativisticSteps(DCGANSteps):
+    """The modern GAN objective (notebook 08): RpGAN + gamma/2 (R1 + R2), after Huang et al., NeurIPS 2024 (R3GAN).
+
+    d-step: L_D = mean softplus(D(G(z_i)) - D(x_i)) + gamma / 2 · (R1 + R2), with R1 = mean ||∇_x D(x)||² on the
+    real batch and R2 the same on the (detached) fakes (`course_utils.losses.zero_centred_gradient_penalty`).
+    g-step: L_G = mean softplus(D(x_i) - D(G(z_i))) on the same pairs: the generator step runs the critic on the
+    real batch too (frozen, before the fakes; one extra forward pass). As in `DCGANSteps` the d-step's fakes are reused by the
+    g-step, and `augment` (DiffAugment) is applied before every critic call; the penalties are taken with respect
+    to the un-augmented images, through the augmentation, as in R3GAN's code.
+
+    `gamma` has no default: R3GAN tunes it per dataset (0.05 for CIFAR-10 up to 150 for FFHQ-256, each decayed
+    10x over training); choose it on validation. Deviations from the paper: gamma is constant, there is no EMA of
+    the generator, and the networks are the course's, not R3GAN's ResNet. The penalties run outside autocast on
+    the plain discriminator module (float32 double backward). Logs `loss_d` (the relativistic part), `r1`,
+    `r2`, `loss_g` and the raw mean scores `score_real`, `score_fake`.
+    """
+
+    def __init__(self, gamma: float,
+                 augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, int | float) or not gamma >= 0 or gamma == float("inf"):
+            raise ValueError(f"gamma must be a finite number >= 0 (R3GAN uses 0.05 to 150 by dataset; 0 turns "
+                             f"R1 and R2 off); got {gamma!r}.")
+        super().__init__(d_loss=d_loss_relativistic, g_loss=self._g_loss_against_real, outputs_are_logits=False,
+                         augment=augment)
+        self.gamma = float(gamma)
+        self._real_scores: torch.Tensor | None = None  # the g-step's real scores, paired with its fakes' scores
+
+    def settings(self) -> dict[str, Any]:
+        """The objective, gamma and the augmentation (a resumed run must use the same)."""
+        settings: dict[str, Any] = {"type": type(self).__name__, "gamma": self.gamma}
+        if self.augment is not None:
+            settings["augment"] = repr(self.augment)
+        return settings
+
+    def _penalty_critic(self, images: torch.Tensor) -> torch.Tensor:
+        """The plain critic module on (augmented) images: what R1 and R2 differentiate."""
+        return self.context.discriminator_module(self._for_discriminator(images))
+
+    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One critic update: relativistic loss on (real_i, fake_i) pairs plus gamma/2 (R1 + R2)."""
+        real = self._real_images(batch)  # (B, C, H, W) in [-1, 1]
+        z = self.noise(real.shape[0])  # (B, latent_dim)
+        with self.autocast():
+            self._fake = self.generator(z)  # (B, C, H, W), graph kept for the g-step
+            fake = self._fake.detach()
+            real_out = self.discriminator(self._for_discriminator(real))  # (B,)
+            fake_out = self.discriminator(self._for_discriminator(fake))  # (B,)
+        loss_adv = d_loss_relativistic(real_out, fake_out)  # 0-d, float32
+        logs = {"loss_d": loss_adv.detach()}
+        loss_d = loss_adv
+        if self.gamma > 0:
+            r1 = zero_centred_gradient_penalty(self._penalty_critic, real.float())
+            r2 = zero_centred_gradient_penalty(self._penalty_critic, fake.float())
+            loss_d = loss_adv + 0.5 * self.gamma * (r1 + r2)
+            logs.update(r1=r1.detach(), r2=r2.detach())
+        self.optimise(loss_d, "d")
+        logs.update(self._describe(real_out, fake_out))
+        return logs
+
+    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One generator update: push each fake's score above its real partner's (the critic scores the reals first)."""
+        real = self._real_images(batch)
+        with self.frozen(self.context.discriminator_module), self.autocast():
+            self._real_scores = self.discriminator(self._for_discriminator(real)).detach()  # (B,)
+        try:
+            return super().g_step(batch)  # DCGANSteps' g-step with `_g_loss_against_real` as its loss
+        finally:
+            self._real_scores = None
+
+    def _g_loss_against_real(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        """g_loss_relativistic of the fakes' scores against the scores of their real partners in this step."""
+        if self._real_scores is None:
+            raise RuntimeError("RelativisticSteps' generator loss needs the real batch's scores; call g_step.")
+        return g_loss_relativistic(self._real_scores, fake_scores)
+
+
 # ----------------------------------------------------------------------------- conditional GAN (notebook 04)
 
 
@@ -556,5 +639,5 @@ class SegmentationSteps(GANSteps):
         return logs
 
 
-__all__ = ["ConditionalGANSteps", "DCGANSteps", "GANSteps", "PairedSteps", "SegmentationSteps", "StepContext",
-           "mask_to_model_range"]
+__all__ = ["ConditionalGANSteps", "DCGANSteps", "GANSteps", "PairedSteps", "RelativisticSteps", "SegmentationSteps",
+           "StepContext", "mask_to_model_range"]
