@@ -15,6 +15,9 @@ from course_utils.locations import resolve_course_dir
 matplotlib.use("Agg")
 os.environ.setdefault("COURSE_HEADLESS", "1")
 
+# tests/browser (JupyterLab + headless Chromium, minutes) runs in `make test-browser` only, not in `make test`
+collect_ignore = [] if os.environ.get("COURSE_BROWSER_TESTS") == "1" else ["browser"]
+
 _CONFIGURED = os.environ.get("COURSE_DATA_DIR", "").strip()
 MIRROR = (resolve_course_dir(_CONFIGURED) if _CONFIGURED
           else (Path(__file__).resolve().parents[2] / "shared" / "data").resolve())
