@@ -37,7 +37,7 @@ test: $(STAMP)
 
 test-browser: $(STAMP)
 	$(BIN)/python scripts/browser_setup.py
-	COURSE_BROWSER_TESTS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest tests/browser -p no:nbval -o addopts="" -v
+	COURSE_BROWSER_TESTS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest tests/browser -p no:nbval -o addopts="" -v -s
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

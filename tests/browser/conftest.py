@@ -57,10 +57,14 @@ def lab(tmp_path_factory):
     folder.mkdir()
     for path in sorted((REPO_ROOT / "notebooks").glob("0[12]_*.ipynb")):
         shutil.copy2(path, folder / path.name)
-    settings = root / "settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    # every cell in the page (JupyterLab 4 otherwise renders only the cells in view), and no news pop-up
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    settings = root / "settings" / "@jupyterlab"
+    (settings / "notebook-extension").mkdir(parents=True)
+    (settings / "apputils-extension").mkdir(parents=True)
+    # every cell in the page (JupyterLab 4 otherwise renders only the cells in view)
+    (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    # no "Would you like to get notified about official Jupyter news?" toast over the notebook, no news fetch
+    (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
     port, token = free_port(), secrets.token_hex(16)
     env = {key: value for key, value in os.environ.items() if key not in ("COURSE_HEADLESS", "MPLBACKEND")}
     env.update(COURSE_PROFILE="smoke", COURSE_CHECKPOINT_DIR=str(root / "checkpoints"),
