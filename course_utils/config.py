@@ -259,10 +259,14 @@ class SuperResolutionSettings:
     degradation: str = "kspace"  # in-plane MRI resolution: k-space truncation ("area": thick-slice box average)
     edge_margin: int = 4  # pixels of each hippocampus crop's artificial edge left out of the scores
     pixel_weight: float = 1.0  # SRGAN's generator loss: pixel (L1) + feature + adversarial
-    feature_weight: float = 1.0
+    feature_weight: float = 1.0  # 0: no feature loss, so SRGAN - control is the adversarial term's effect alone
     adversarial_weight: float = 5e-2
-    min_psnr_db: float = 0.1  # the smallest PSNR change a verdict calls a difference
-    min_accuracy: float = 0.02  # the smallest change of two-sample accuracy a verdict calls a difference
+    min_clusters: int = 10  # fewer test subjects (or slice blocks) than this: no verdicts, too few to resample
+    # the smallest changes a verdict calls a difference (below them a change is too small to matter or to trust):
+    min_psnr_db: float = 0.1  # ~2 % RMS error
+    min_ssim: float = 0.005
+    min_sharpness: float = 0.02  # |gradient ratio - 1|: 2 % of the truth's edge energy
+    min_accuracy: float = 0.03  # three points of two-sample accuracy
     bootstrap_resamples: int = 2000  # cluster bootstrap over test subjects
     feature_dataset: str = "pneumoniamnist"  # the domain classifier's data (notebook 03's)
     allow_vgg_download: bool = True  # try the ImageNet VGG-19 weights first (548 MB, once)
@@ -443,13 +447,15 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             pretrain=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
             srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
             classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
-            seeds=(0,), subjects=20, two_sample_steps=5, bootstrap_resamples=200, allow_vgg_download=False,
+            seeds=(0,), subjects=20, two_sample_steps=5, bootstrap_resamples=200, feature_weight=0.0,
+            allow_vgg_download=False,
         ),
         "cpu": SuperResolutionSettings(
-            image_size=128, crop_size=64, train_crops=3200, width=16, num_blocks=4, critic_width=32,
+            image_size=128, crop_size=64, train_crops=2400, width=16, num_blocks=4, critic_width=16,
             pretrain=TrainConfig(num_epochs=4, batch_size=16, lr_g=1e-3, betas=_ADAM),
             srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            classifier=DomainClassifierSettings(num_epochs=8), seeds=(0, 1, 2), subjects=0, two_sample_steps=200,
+            classifier=DomainClassifierSettings(num_epochs=8), seeds=(0, 1, 2), subjects=0, two_sample_steps=150,
+            feature_weight=0.0,  # the only offline feature network is a chest-X-ray classifier: L1 + adversarial
         ),
         "gpu": SuperResolutionSettings(
             image_size=128, crop_size=64, train_crops=16000, width=64, num_blocks=16, critic_width=64,
@@ -530,7 +536,8 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "small_sample_draws",
-                                   "bootstrap_resamples", "lesion_sites", "lesion_draws", "xray_exposures")
+                                   "bootstrap_resamples", "two_sample_steps", "lesion_sites", "lesion_draws",
+                                   "xray_exposures")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
