@@ -74,11 +74,6 @@ def test_committed_without_outputs(path) -> None:
 
 # ------------------------------------------------------- Colab badge, bootstrap, line length, kernel
 
-# TEMPORARY: 05 and 06 are being edited by another engineer and get stamped when that work lands, with
-# `.venv/bin/python scripts/stamp_colab.py notebooks/05_srgan_mri_super_resolution.ipynb
-# notebooks/06_denoising_gan.ipynb` (and their code lines wrapped to 110 characters). Delete this constant and
-# `_skip_if_not_yet_stamped` then: every notebook is checked.
-NOT_YET_STAMPED = ("06_denoising_gan",)
 LINE_LENGTH = 110  # ruff's line-length in pyproject.toml
 
 
@@ -91,14 +86,8 @@ def _stamp_colab():
     return module
 
 
-def _skip_if_not_yet_stamped(path) -> None:
-    if path.stem in NOT_YET_STAMPED:
-        pytest.skip(f"{path.stem} is on the temporary NOT_YET_STAMPED list")
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_colab_badge_and_bootstrap_are_stamped(path) -> None:
-    _skip_if_not_yet_stamped(path)
     stamp = _stamp_colab()
     url = stamp.repository_url()
     notebook = nbformat.read(path, as_version=4)
@@ -134,7 +123,7 @@ def test_repository_url_is_written_only_in_pyproject() -> None:
 
 def test_stamping_is_idempotent() -> None:
     stamp = _stamp_colab()
-    path = next(p for p in NOTEBOOKS if p.stem not in NOT_YET_STAMPED)
+    path = NOTEBOOKS[0]
     notebook = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     other = "https://github.com/someone/else"
     once = stamp.dump_notebook(stamp.stamp_notebook(dict(notebook), other, path.name))
@@ -145,7 +134,6 @@ def test_stamping_is_idempotent() -> None:
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_code_lines_fit_the_line_length(path) -> None:
-    _skip_if_not_yet_stamped(path)
     notebook = nbformat.read(path, as_version=4)
     long = [(index, len(line)) for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"
             for line in cell.source.splitlines() if len(line) > LINE_LENGTH]
