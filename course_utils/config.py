@@ -294,8 +294,8 @@ class DenoisingSettings:
     critic_layers: int = 3  # PatchGAN stride-2 layers (3: 38 px patches)
     sigma_margin: int = 4  # sigma is read from the background more than this many px outside the brain mask
     nlm_patch_size: int = 5  # non-local means (scikit-image); h and the search distance are tuned on validation
-    nlm_h_factors: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)  # h in units of sigma-hat (of 2 sigma-hat on M^2)
-    nlm_patch_distances: tuple[int, ...] = (3, 5)
+    nlm_h_factors: tuple[float, ...] = (0.6, 0.8, 1.0, 1.2, 1.4, 1.6, 1.9, 2.2, 2.6)  # h / sigma-hat (2 sigma-hat on M^2)
+    nlm_patch_distances: tuple[int, ...] = (1, 2, 3, 5)  # search radius in px (1: a 3 x 3 search window, the smallest)
     xray_photons: tuple[float, ...] = (300.0, 1000.0, 3000.0)  # I0: unattenuated photons per pixel
     xray_mu_max: float = 3.0  # attenuation line integral of the brightest pixel (mu = mu_max x)
     xray_exposures: int = 100  # repeated exposures of the same images for the Beer-Lambert check
@@ -468,7 +468,7 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     "06_denoising_gan": {
         "smoke": DenoisingSettings(
             image_size=64, crop_size=32, train_crops=32, levels=(0.03, 0.06, 0.1), default_level=0.06, width=4,
-            depth=2, critic_width=8, xray_images=8, seeds=(0,), nlm_h_factors=(0.75, 1.25), nlm_patch_distances=(3,),
+            depth=2, critic_width=8, xray_images=8, seeds=(0,), nlm_h_factors=(0.8, 1.2), nlm_patch_distances=(3,),
             xray_exposures=20, lesion_sites=4, lesion_draws=2, bootstrap_resamples=200,
             l1=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-3, betas=_ADAM),
             gan=TrainConfig(num_epochs=1, batch_size=16, lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
