@@ -540,6 +540,7 @@ CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "s
                                    "xray_exposures")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
+CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (0 = all), enough to resample
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
 CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances")  # first and last kept
 
@@ -550,8 +551,8 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
     The explicit mechanism behind `COURSE_STEP_CAP` (used to check a profile on a machine it is not meant for,
     e.g. the `gpu` profile on a CPU): every `TrainConfig` runs one epoch of at most `cap` steps, the step counts
     named in `CAPPED_COUNTS` are at most `cap`, every domain classifier trains one epoch, seed lists keep their
-    first two seeds, the repeats in `CAPPED_REPEATS` (folds, subjects) are at most two, those in `CAPPED_TO_ONE`
-    (repeated cross-validation) one, and the sequences in
+    first two seeds, the repeats in `CAPPED_REPEATS` (folds, subjects) are at most two, 05's split by case in
+    `CAPPED_SUBJECTS` uses 20 cases, those in `CAPPED_TO_ONE` (repeated cross-validation) one, and the sequences in
     `CAPPED_SEQUENCES` (learning-curve fractions) keep their first and last value. Image sizes, widths,
     batch sizes, data files and the code paths stay exactly those of a full run; the numbers are meaningless.
     """
@@ -571,6 +572,8 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
             changes[field.name] = value[:2]
         elif field.name in CAPPED_REPEATS and (value is None or isinstance(value, int)):
             changes[field.name] = 2 if value is None else min(value, 2)
+        elif field.name in CAPPED_SUBJECTS and isinstance(value, int):
+            changes[field.name] = 20 if value == 0 else min(value, 20)
         elif field.name in CAPPED_TO_ONE and isinstance(value, int):
             changes[field.name] = 1
         elif field.name in CAPPED_SEQUENCES and isinstance(value, tuple) and len(value) > 2:
