@@ -254,7 +254,7 @@ class SuperResolutionSettings:
     srgan: TrainConfig  # SRGAN fine-tuning (pixel + feature + adversarial); the control continues with it too
     classifier: DomainClassifierSettings  # the domain classifier of notebook 03 (feature network; cache shared)
     seeds: tuple[int, ...]  # training seeds: SRResNet, control and SRGAN once per seed
-    subjects: int  # hippocampus subjects used (0: all 260), split 70 / 10 / 20 % into train / val / test
+    subjects: int | None  # hippocampus cases used (None: all 260), split 70 / 10 / 20 % into train / val / test
     two_sample_steps: int  # optimisation steps of each classifier two-sample test (the perception axis)
     degradation: str = "kspace"  # in-plane MRI resolution: k-space truncation ("area": thick-slice box average)
     edge_margin: int = 4  # pixels of each hippocampus crop's artificial edge left out of the scores
@@ -454,14 +454,14 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             image_size=128, crop_size=64, train_crops=2400, width=16, num_blocks=4, critic_width=16,
             pretrain=TrainConfig(num_epochs=4, batch_size=16, lr_g=1e-3, betas=_ADAM),
             srgan=TrainConfig(num_epochs=1, batch_size=16, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            classifier=DomainClassifierSettings(num_epochs=8), seeds=(0, 1, 2), subjects=0, two_sample_steps=150,
+            classifier=DomainClassifierSettings(num_epochs=8), seeds=(0, 1, 2), subjects=None, two_sample_steps=150,
             feature_weight=0.0,  # the only offline feature network is a chest-X-ray classifier: L1 + adversarial
         ),
         "gpu": SuperResolutionSettings(
             image_size=128, crop_size=64, train_crops=16000, width=64, num_blocks=16, critic_width=64,
             pretrain=TrainConfig(num_epochs=10, batch_size=32, lr_g=1e-3, betas=_ADAM),
             srgan=TrainConfig(num_epochs=4, batch_size=32, lr_g=1e-4, lr_d=1e-4, betas=_ADAM),
-            classifier=DomainClassifierSettings(num_epochs=10), seeds=(0, 1, 2, 3, 4), subjects=0,
+            classifier=DomainClassifierSettings(num_epochs=10), seeds=(0, 1, 2, 3, 4), subjects=None,
             two_sample_steps=1000,
         ),
     },
@@ -540,7 +540,7 @@ CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "s
                                    "xray_exposures")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
-CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (0 = all), enough to resample
+CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (None = all), enough to resample
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
 CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances")  # first and last kept
 
@@ -572,8 +572,8 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
             changes[field.name] = value[:2]
         elif field.name in CAPPED_REPEATS and (value is None or isinstance(value, int)):
             changes[field.name] = 2 if value is None else min(value, 2)
-        elif field.name in CAPPED_SUBJECTS and isinstance(value, int):
-            changes[field.name] = 20 if value == 0 else min(value, 20)
+        elif field.name in CAPPED_SUBJECTS and (value is None or isinstance(value, int)):
+            changes[field.name] = 20 if value is None else min(value, 20)
         elif field.name in CAPPED_TO_ONE and isinstance(value, int):
             changes[field.name] = 1
         elif field.name in CAPPED_SEQUENCES and isinstance(value, tuple) and len(value) > 2:

@@ -176,6 +176,6 @@ def test_step_cap_also_shortens_repeats_fractions_and_resamples():
 def test_step_cap_keeps_a_resamplable_split_by_case_for_05():
     full = settings_for("05_srgan_mri_super_resolution", "gpu")
     capped = apply_step_cap(full, 2)
-    assert full.subjects == 0 and capped.subjects == 20  # 0 = all 260 cases; 20 leaves 4 test cases to resample
+    assert full.subjects is None and capped.subjects == 20  # None = all 260 cases; 20 leaves 4 test cases
     assert capped.two_sample_steps == 2 and capped.seeds == full.seeds[:2]
     assert apply_step_cap(dataclasses.replace(full, subjects=12), 2).subjects == 12
