@@ -317,10 +317,19 @@ class SegmentationSettings:
     image_size: int  # slices are zero-padded to this square (64 holds every Task04 slice without resizing)
     width: int  # U-Net channels at full resolution (doubling per stage)
     depth: int  # U-Net down/up stages
-    train: TrainConfig  # the same for both runs: the same number of segmenter (lr_g) updates; critic lr_d
-    adversarial_weight: float  # weight of the critic's loss next to Dice + cross-entropy
+    train: TrainConfig  # the same for every run: the same number of segmenter (lr_g) updates; critic lr_d
+    adversarial_weights: tuple[float, ...]  # lambda grid (critic loss next to Dice + CE), chosen on validation
     critic_width: int
     critic_layers: int  # PatchGAN stride-2 layers (3: each logit sees a 38 x 38 patch)
+    seeds: tuple[int, ...] = (0, 1, 2)  # training seeds per recipe; the lambda grid is run with the first
+    mask_encoding: str = "straight_through"  # how the critic sees masks (course_utils.training.mask_encoding)
+    shortcut_images: int = 1200  # training slices the shape-free (pixelwise) shortcut test draws pixels from
+    shortcut_pixels: int = 2000  # correctly segmented pixels per class in that test, half of them to test
+    shortcut_steps: int = 300  # optimisation steps of that test's classifier
+    shortcut_closed_below: float = 0.6  # held-out accuracy at or below which an encoding counts as closed
+    min_dice_difference: float = 0.005  # smallest mean 3-D Dice change that counts (set before the runs)
+    min_hd95_difference_mm: float = 0.1  # the same for the 95 % Hausdorff distance
+    min_subjects: int = 10  # no verdict with fewer held-out subjects
     max_train_cases: int | None = None  # None: every training subject (the smoke profile uses a few)
     max_eval_cases: int | None = None  # None: every validation/test subject
 
@@ -488,17 +497,18 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
     },
     "07_segmentation_gan": {
         "smoke": SegmentationSettings(
-            image_size=64, width=8, depth=3, adversarial_weight=0.05, critic_width=8, critic_layers=3,
-            train=TrainConfig(num_epochs=1, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
-            max_train_cases=4, max_eval_cases=2,
+            image_size=64, width=8, depth=3, adversarial_weights=(0.02, 0.1), critic_width=8, critic_layers=3,
+            train=TrainConfig(num_epochs=1, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM), seeds=(0, 1),
+            shortcut_images=128, shortcut_pixels=200, shortcut_steps=20, max_train_cases=4, max_eval_cases=2,
         ),
         "cpu": SegmentationSettings(
-            image_size=64, width=16, depth=3, adversarial_weight=0.05, critic_width=32, critic_layers=3,
-            train=TrainConfig(num_epochs=4, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
+            image_size=64, width=16, depth=3, adversarial_weights=(0.02, 0.1), critic_width=32, critic_layers=3,
+            train=TrainConfig(num_epochs=3, batch_size=32, lr_g=1e-3, lr_d=2e-4, betas=_ADAM), seeds=(0, 1, 2),
         ),
         "gpu": SegmentationSettings(
-            image_size=64, width=32, depth=4, adversarial_weight=0.05, critic_width=64, critic_layers=3,
-            train=TrainConfig(num_epochs=30, batch_size=64, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
+            image_size=64, width=32, depth=4, adversarial_weights=(0.01, 0.03, 0.1, 0.3), critic_width=64,
+            critic_layers=3, train=TrainConfig(num_epochs=30, batch_size=64, lr_g=1e-3, lr_d=2e-4, betas=_ADAM),
+            seeds=(0, 1, 2, 3, 4), shortcut_images=4000, shortcut_pixels=5000, shortcut_steps=400,
         ),
     },
     "08_stabilizing_gans_and_open_challenges": {
@@ -537,12 +547,13 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "small_sample_draws",
                                    "bootstrap_resamples", "two_sample_steps", "lesion_sites", "lesion_draws",
-                                   "xray_exposures")
+                                   "xray_exposures", "shortcut_steps")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (None = all), enough to resample
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
-CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances")  # first and last kept
+CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances",
+                                     "adversarial_weights")  # first and last kept
 
 
 def apply_step_cap(settings: Any, cap: int) -> Any:

@@ -38,3 +38,14 @@ def test_the_same_seed_gives_the_same_answer_and_inputs_are_checked():
         two_sample_accuracy(real * 2 - 1, fake, real, fake, steps=1)
     with pytest.raises(ValueError, match="one image shape"):
         two_sample_accuracy(real, fake[..., :8, :8], real, fake, steps=1)
+
+
+def test_the_pixelwise_classifier_sees_values_but_not_arrangements():
+    real = _textures(600, seed=5)
+    shuffled = real.flatten(1)[:, torch.randperm(256, generator=torch.Generator().manual_seed(0))].view_as(real)
+    blind = two_sample_accuracy(real[:200], shuffled[200:400], real[400:500], shuffled[500:], steps=60, width=8,
+                                architecture="pixelwise")
+    seeing = two_sample_accuracy(real[:200], shuffled[200:400], real[400:500], shuffled[500:], steps=60, width=8)
+    assert abs(blind.accuracy - 0.5) < 0.1 and seeing.accuracy > 0.9, (blind.accuracy, seeing.accuracy)
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        two_sample_accuracy(real[:4], real[:4], real[:4], real[:4], steps=1, architecture="mlp")

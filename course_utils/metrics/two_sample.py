@@ -40,6 +40,22 @@ def two_sample_classifier(width: int = 16, channels: int = 1) -> nn.Module:
     )
 
 
+def pixelwise_classifier(width: int = 16, channels: int = 1) -> nn.Module:
+    """A *shape-free* classifier `(B, C, H, W)` → one logit `(B,)`: 1 × 1 convolutions, then the mean over pixels.
+
+    It judges each pixel's C values on their own and averages the verdicts, so it can use the values (and their
+    frequencies) but never where they are: an arrangement of pixels is invisible to it. Used in notebook 07 to
+    show that a critic can tell expert masks from predicted ones by value alone.
+    """
+    return nn.Sequential(
+        nn.Conv2d(channels, width, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, width, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(width, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten(0),
+    )
+
+
+CLASSIFIERS = {"cnn": two_sample_classifier, "pixelwise": pixelwise_classifier}
+
+
 @dataclass(frozen=True)
 class TwoSampleResult:
     """Outcome on the held-out images: `correct` `(N_real + N_fake,)` (real first), and the accuracy."""
@@ -66,12 +82,17 @@ def _logits(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
 
 def two_sample_accuracy(real_train: torch.Tensor, fake_train: torch.Tensor, real_test: torch.Tensor,
                         fake_test: torch.Tensor, *, steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
-                        width: int = 16, seed: int = 0, device: torch.device | str = "cpu") -> TwoSampleResult:
+                        width: int = 16, seed: int = 0, device: torch.device | str = "cpu",
+                        architecture: str = "cnn") -> TwoSampleResult:
     """Train a fresh classifier on real (label 1) vs generated (label 0) training images; score the test images.
 
     All images float `(N, C, H, W)` in [0, 1], one size. Each batch holds half real, half generated images,
     so unequal set sizes do not bias the classifier; the test accuracy is the mean over both test sets.
+    `architecture`: "cnn" (`two_sample_classifier`, sees shapes) or "pixelwise" (`pixelwise_classifier`,
+    sees each pixel's values only).
     """
+    if architecture not in CLASSIFIERS:
+        raise ValueError(f"architecture must be one of {', '.join(map(repr, CLASSIFIERS))}; got {architecture!r}.")
     for name, images in (("real_train", real_train), ("fake_train", fake_train), ("real_test", real_test),
                          ("fake_test", fake_test)):
         _check_images(images, name)
@@ -83,7 +104,7 @@ def two_sample_accuracy(real_train: torch.Tensor, fake_train: torch.Tensor, real
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = two_sample_classifier(width, real_train.shape[1]).to(device)
+        model = CLASSIFIERS[architecture](width, real_train.shape[1]).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999))
     half = batch_size // 2
     model.train()
@@ -107,4 +128,4 @@ def two_sample_accuracy(real_train: torch.Tensor, fake_train: torch.Tensor, real
     return TwoSampleResult(correct=correct, accuracy=float(balanced), train_accuracy=float(train_balanced))
 
 
-__all__ = ["TwoSampleResult", "two_sample_accuracy", "two_sample_classifier"]
+__all__ = ["CLASSIFIERS", "TwoSampleResult", "pixelwise_classifier", "two_sample_accuracy", "two_sample_classifier"]

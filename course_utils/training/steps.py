@@ -48,6 +48,7 @@ from course_utils.losses import (
     zero_centred_gradient_penalty,
 )
 from course_utils.models.conditional import check_labels, snapshot_labels
+from course_utils.training.mask_encoding import MaskEncoding, check_encoding, encode_prediction, encode_truth
 
 if TYPE_CHECKING:
     from course_utils.config import TrainConfig
@@ -564,14 +565,17 @@ class SegmentationSteps(GANSteps):
     """Segmenter + (image, mask) critic, for `train_gan` with data `(images, masks)` (introduced in notebook 07).
 
     g-step: `supervised_loss(logits, masks)` (Dice + cross-entropy) plus `adversarial_weight` times the
-    non-saturating loss of the critic on (image, softmax). d-step: the critic learns real pairs (image,
-    one-hot truth) vs fake pairs (image, softmax, detached), minimax loss on its patch logits. With
-    `adversarial_weight = 0` the d-step does nothing: supervised training in the same loop.
+    non-saturating loss of the critic on (image, predicted mask). d-step: the critic learns real pairs (image,
+    true mask) vs fake pairs (image, predicted mask, detached), minimax loss on its patch logits. How both masks
+    are encoded is `mask_encoding` (`course_utils.training.mask_encoding`: "softmax" = one-hot truth vs softmax,
+    the encoding with the value shortcut; "scaling"; "straight_through"). With `adversarial_weight = 0` the
+    d-step does nothing: supervised training in the same loop.
     Logs `loss_sup` (and, with the critic, `loss_d`, `loss_adv`, `d_real`, `d_fake`).
     """
 
     def __init__(self, num_classes: int, adversarial_weight: float = 0.0,
-                 supervised_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dice_ce_loss) -> None:
+                 supervised_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dice_ce_loss,
+                 mask_encoding: MaskEncoding = "softmax") -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}.")
         if not isinstance(adversarial_weight, int | float) or adversarial_weight < 0:
@@ -579,6 +583,7 @@ class SegmentationSteps(GANSteps):
         self.num_classes = num_classes
         self.adversarial_weight = float(adversarial_weight)
         self.supervised_loss = supervised_loss
+        self.mask_encoding = check_encoding(mask_encoding)
         self._logits: torch.Tensor | None = None  # the d-step's segmenter output, reused by the g-step
 
     @property
@@ -590,7 +595,7 @@ class SegmentationSteps(GANSteps):
         """Options a resumed run must share."""
         return {"type": type(self).__name__, "num_classes": self.num_classes,
                 "adversarial_weight": self.adversarial_weight,
-                "supervised_loss": _callable_name(self.supervised_loss)}
+                "supervised_loss": _callable_name(self.supervised_loss), "mask_encoding": self.mask_encoding}
 
     def make_fixed_noise(self, config: Any, device: torch.device) -> torch.Tensor:
         """Not used: pass `fixed_noise=` a fixed batch of images `(n, 1, H, W)` in [-1, 1] for the snapshots."""
@@ -613,11 +618,12 @@ class SegmentationSteps(GANSteps):
         if not self.adversarial:
             return {}
         images, masks = batch  # (B, 1, H, W) in [-1, 1], (B, 1, H, W) labels
-        onehot = F.one_hot(masks[:, 0].long(), self.num_classes).permute(0, 3, 1, 2).to(images.dtype)  # (B, K, H, W)
         with self.autocast():
             self._logits = self.generator(images)  # (B, K, H, W), graph kept for the g-step
-            fake_masks = self._logits.detach().float().softmax(dim=1).to(images.dtype)
-        return self.critic_step_on_pairs(self._pairs(images, onehot), self._pairs(images, fake_masks))
+        logits = self._logits.detach()
+        real_masks = encode_truth(masks, logits, self.mask_encoding).to(images.dtype)  # (B, K, H, W)
+        fake_masks = encode_prediction(logits, self.mask_encoding).to(images.dtype)
+        return self.critic_step_on_pairs(self._pairs(images, real_masks), self._pairs(images, fake_masks))
 
     def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
         """Segmenter update: supervised loss (+ adversarial_weight x non-saturating loss on the critic)."""
@@ -631,7 +637,8 @@ class SegmentationSteps(GANSteps):
             loss = loss_sup
             if self.adversarial:
                 with self.frozen(self.context.discriminator_module):
-                    fake_out = self.discriminator(self._pairs(images, logits.float().softmax(dim=1).to(images.dtype)))
+                    fake_masks = encode_prediction(logits, self.mask_encoding).to(images.dtype)
+                    fake_out = self.discriminator(self._pairs(images, fake_masks))
                 loss_adv = g_loss_non_saturating(fake_out)
                 loss = loss_sup + self.adversarial_weight * loss_adv
                 logs["loss_adv"] = loss_adv.detach()
