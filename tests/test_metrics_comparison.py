@@ -25,6 +25,16 @@ def test_seeds_that_disagree_or_too_few_subjects_give_no_verdict():
     assert verdict(change, minimum=0.01) == "no clear difference"
     few = PairedDifference(estimate=0.05, lower=0.01, upper=0.09, per_seed=(0.05,), clusters=3)
     assert verdict(few, minimum=0.01, min_clusters=10) == "too few subjects to tell"
+    assert verdict(few, minimum=0.01, min_clusters=10, unit="cases") == "too few cases to tell"
+
+
+def test_clusters_group_units_into_subjects():
+    # two slices per subject: the interval is over the 10 subjects, and the estimate weighs subjects equally
+    a = [torch.tensor([1.0, 3.0] * 10)]
+    change = paired_difference(a, [torch.zeros(20)], clusters=torch.arange(10).repeat_interleave(2))
+    assert change.clusters == 10 and change.estimate == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="one entry per unit"):
+        paired_difference(a, [torch.zeros(20)], clusters=torch.arange(10))
 
 
 def test_the_estimate_is_the_mean_over_seeds_and_subjects_and_inputs_are_checked():

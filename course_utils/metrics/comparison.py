@@ -62,12 +62,12 @@ def paired_difference(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor], clus
     return PairedDifference(estimate, lower, upper, per_seed, int(torch.unique(clusters).numel()))
 
 
-def verdict(change: PairedDifference, minimum: float, min_clusters: int = 10) -> str:
-    """"higher", "lower", "no clear difference" or "too few subjects to tell", by the rule in the module doc."""
+def verdict(change: PairedDifference, minimum: float, min_clusters: int = 10, unit: str = "subjects") -> str:
+    """"higher", "lower", "no clear difference" or f"too few {unit} to tell", by the rule in the module doc."""
     if minimum < 0 or min_clusters < 2:
         raise ValueError(f"need minimum >= 0 and min_clusters >= 2; got {minimum}, {min_clusters}.")
     if change.clusters < min_clusters:
-        return "too few subjects to tell"
+        return f"too few {unit} to tell"
     if change.lower > 0 and all(s > 0 for s in change.per_seed) and change.estimate >= minimum:
         return "higher"
     if change.upper < 0 and all(s < 0 for s in change.per_seed) and change.estimate <= -minimum:

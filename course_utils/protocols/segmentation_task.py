@@ -6,7 +6,8 @@ training step `course_utils.training.steps.SegmentationSteps`, the volume predic
 
 The segmenter (a U-Net) maps an image `(B, 1, H, W)` in [-1, 1] to class logits `(B, K, H, W)`. It is the
 "generator" of `train_gan`; the "discriminator" is a critic that sees an image together with a mask — the
-true one-hot mask, or the segmenter's softmax — stacked as `(B, 1 + K, H, W)` channels, pix2pix style: it can
+expert's or the segmenter's, both encoded as in `course_utils.training.mask_encoding` (one-hot by default) —
+stacked as `(B, 1 + K, H, W)` channels, pix2pix style. With the value shortcut closed by that encoding it can
 only tell the pair apart by how well the mask fits the image (shape, borders, position), which is the
 information a pixel-wise loss does not use. `SegmentationSteps(adversarial_weight=0)` is the supervised-only
 baseline in the *same* loop (same batches, same seeds, same number of segmenter updates): the critic is
@@ -35,7 +36,8 @@ ArrayLike = Any  # torch.Tensor | np.ndarray
 class SegmentationTask:
     """What notebook 07 trains on and is judged on: training slices, and whole held-out volumes per subject."""
 
-    train: ImageSet  # 2-D slices (N, 1, size, size) uint8 with masks, from the training subjects only
+    train: ImageSet  # 2-D slices (N, 1, size, size) uint8 with masks, from the training cases only
+    train_names: list[str]  # the training cases (fallback: the template's training slice blocks)
     val_volumes: list[tuple[str, np.ndarray, np.ndarray]]  # (subject, image (D, H, W) uint8, labels (D, H, W))
     test_volumes: list[tuple[str, np.ndarray, np.ndarray]]
     class_names: tuple[str, ...]
@@ -46,10 +48,11 @@ class SegmentationTask:
 
 def load_segmentation_task(size: int = 64, max_train_cases: int | None = None, max_eval_cases: int | None = None,
                            seed: int = 0, download: bool = True) -> SegmentationTask:
-    """The MSD Task04 hippocampus task split by subject; offline without it, MNI152 tissue maps (visibly).
+    """The MSD Task04 hippocampus task split by case; offline without it, MNI152 tissue maps (visibly).
 
-    Hippocampus: subjects split 70 / 10 / 20 % (`split_cases`), training slices along axis 0 from the training
-    subjects (all slices, with or without hippocampus), val/test as native volumes predicted with
+    Hippocampus: cases (each a left or right crop; the files carry no person ID, so one person's two sides can
+    fall into different splits) split 70 / 10 / 20 % (`split_cases`), training slices along axis 0 from the training
+    cases (all slices, with or without hippocampus), val/test as native volumes predicted with
     `predict_volume`. Fallback: MNI152 grey/white-matter maps; axial training slices from the template's train
     blocks, and every test (val) block of consecutive slices as one held-out "volume". `max_*_cases` trims the
     subject lists (the smoke profile).
@@ -68,12 +71,13 @@ def load_segmentation_task(size: int = 64, max_train_cases: int | None = None, m
             return [(name, *load_case(folder, name)) for name in names[:max_eval_cases]]
 
         return SegmentationTask(
-            train=train, val_volumes=volumes(split["val"]), test_volumes=volumes(split["test"]),
+            train=train, train_names=list(train_cases), val_volumes=volumes(split["val"]),
+            test_volumes=volumes(split["test"]),
             class_names=LABEL_NAMES,
             predict=lambda segmenter, image: predict_volume(segmenter, image, side=size, axis=0),
-            description=(f"MSD Task04 hippocampus: {len(train_cases)} training subjects ({len(train)} slices), "
+            description=(f"MSD Task04 hippocampus: {len(train_cases)} training cases ({len(train)} slices), "
                          f"{len(split['val'][:max_eval_cases])} validation and {len(split['test'][:max_eval_cases])} "
-                         f"test subjects (split by subject, seed {seed})"),
+                         f"test cases (split by case, seed {seed})"),
             is_fallback=False,
         )
 
@@ -84,8 +88,10 @@ def load_segmentation_task(size: int = 64, max_train_cases: int | None = None, m
                  data.images[r, 0].numpy(), data.masks[r, 0].numpy()) for r in runs][:max_eval_cases]
 
     train = mni152_slices(size=size, axis=2, split="train")
+    train_runs = np.split(train.groups.numpy(), np.flatnonzero(np.diff(train.groups.numpy()) > 1) + 1)
     return SegmentationTask(
-        train=train, val_volumes=blocks("val"), test_volumes=blocks("test"), class_names=TISSUE_NAMES,
+        train=train, train_names=[f"MNI152 train slices {int(r[0])}-{int(r[-1])}" for r in train_runs],
+        val_volumes=blocks("val"), test_volumes=blocks("test"), class_names=TISSUE_NAMES,
         predict=lambda segmenter, stack: segment_stack(segmenter, stack),
         description=(f"FALLBACK: MNI152 grey/white-matter maps, {len(train)} axial training slices; held-out "
                      "blocks of consecutive slices as volumes"),

@@ -4,8 +4,9 @@ Introduced in notebook 07 (`07_segmentation_gan`).
 
 An expert's mask is one-hot: every pixel's class probabilities are exactly 0 or 1. A segmenter's softmax is
 strictly inside (0, 1). Fed these two as they are, a critic can separate them pixel by pixel without looking at
-any shape, and its gradient then teaches the segmenter only to be more confident. Luc et al. (2016, "Semantic
-segmentation using adversarial networks", NIPS workshop on adversarial training) describe this shortcut and
+any shape, and its gradient then teaches the segmenter only to be more confident. Luc, Couprie, Chintala &
+Verbeek (2016, "Semantic segmentation using adversarial networks", NIPS workshop on adversarial training,
+arXiv:1611.08408) describe this shortcut and
 propose encodings that remove or weaken it. Three encodings, each a pair (truth, prediction) of `(B, K, H, W)`
 maps in [0, 1]:
 
@@ -13,12 +14,15 @@ maps in [0, 1]:
 - `"scaling"`: Luc et al.'s scaling. The truth borrows the prediction's uncertainty: at each pixel the true class
   gets max(τ, s_true) and the other classes share the rest in the proportions the segmenter gave them, so the
   truth is no longer exactly one-hot (τ = 0.9, theirs);
-- `"straight_through"`: both are one-hot. The prediction is one_hot(argmax) in the forward pass and the softmax's
-  gradient in the backward pass (the straight-through estimator, Bengio, Léonard & Courville 2013), so the critic
-  sees two maps of the same kind and can only judge where the classes are.
+- `"straight_through"`: both are one-hot. The prediction is one_hot(argmax) in the forward pass (exactly, up to
+  float rounding of about 1e-7) and passes the softmax's gradient in the backward pass: the straight-through
+  estimator of Bengio, Léonard & Courville (2013) in its softmax form, as in the straight-through Gumbel-softmax
+  of Jang, Gu & Poole (2017). The critic sees two maps of the same kind and can only judge where the classes are.
+  (Not one of Luc et al.'s encodings; their third, "product", multiplies the image by each class map, which
+  keeps the value difference and is left out here.)
 
-Whether an encoding really closes the shortcut is measured, not assumed: at pixels the segmenter got right
-(`correct_pixel_values`, so both sides have the same classes), a classifier that sees each pixel's K values alone
+Whether an encoding closes the shortcut is measured, not assumed: with the prediction's shape made the expert's
+(`shape_matched_logits`), a classifier that sees each pixel's K values alone and averages over the slice
 (`course_utils.metrics.two_sample`, `architecture="pixelwise"`) must not separate the two.
 """
 
@@ -80,34 +84,22 @@ def encode_truth(labels: torch.Tensor, logits: torch.Tensor, encoding: MaskEncod
     return onehot * true_value + (1 - onehot) * shares * (1.0 - true_value)
 
 
-def correct_pixel_values(labels: torch.Tensor, logits: torch.Tensor, encoding: MaskEncoding, per_class: int,
-                         seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The encoded truth and prediction at the same correctly segmented pixels, as `(n, K, 1, 1)` "images".
+def shape_matched_logits(labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The segmenter's logits `(B, K, H, W)` changed so that their argmax is the expert's label at every pixel.
 
-    Up to `per_class` pixels of each class where the segmenter's argmax equals the expert's label are drawn
-    (without replacement, seeded), so both sets hold the same pixels with the same classes: whatever still tells
-    them apart is the *encoding* of the values, not how often a class is predicted or where. Feed the pair to
-    `two_sample_accuracy(..., architecture="pixelwise")`.
+    At each pixel the largest value and the true class's value swap places, so the prediction keeps the
+    segmenter's own confidences but has exactly the expert's shape. An (encoded truth, encoded prediction)
+    pair built from it can only differ in its *values*: what a shape-free critic can still tell apart is the
+    encoding's shortcut, not a segmentation error. (For "straight_through" the two are then one-hot maps of the
+    same labels: equal by construction, up to float rounding.)
     """
-    if per_class < 1:
-        raise ValueError(f"per_class must be >= 1; got {per_class!r}.")
-    truth, prediction = encode_truth(labels, logits, encoding), encode_prediction(logits.detach(), encoding).detach()
-    flat_labels = labels.reshape(-1).long()  # (B*H*W,) in the order of the maps below
-    correct = logits.detach().argmax(dim=1).reshape(-1) == flat_labels
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for k in range(logits.shape[1]):
-        candidates = torch.nonzero(correct & (flat_labels == k)).flatten()
-        chosen.append(candidates[torch.randperm(len(candidates), generator=generator)[:per_class]])
-    index = torch.cat(chosen)
-    if not len(index):
-        raise ValueError("the segmenter got no pixel right, so there are no shared pixels to compare.")
-
-    def gather(maps: torch.Tensor) -> torch.Tensor:  # (B, K, H, W) -> (n, K, 1, 1) at the chosen pixels
-        return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])[index][:, :, None, None]
-
-    return gather(truth), gather(prediction)
+    labels = labels.reshape(logits.shape[0], 1, *logits.shape[2:]).long()  # (B, 1, H, W)
+    logits = logits.detach().float()
+    top = logits.argmax(dim=1, keepdim=True)  # (B, 1, H, W)
+    top_value, true_value = logits.gather(1, top), logits.gather(1, labels)
+    swapped = logits.scatter(1, top, true_value)  # the old maximum's place gets the true class's value
+    return swapped.scatter(1, labels, top_value)  # and the true class gets the maximum
 
 
-__all__ = ["MASK_ENCODINGS", "SCALING_TAU", "MaskEncoding", "check_encoding", "correct_pixel_values",
+__all__ = ["MASK_ENCODINGS", "SCALING_TAU", "MaskEncoding", "check_encoding", "shape_matched_logits",
            "encode_prediction", "encode_truth", "one_hot_masks"]

@@ -567,15 +567,15 @@ class SegmentationSteps(GANSteps):
     g-step: `supervised_loss(logits, masks)` (Dice + cross-entropy) plus `adversarial_weight` times the
     non-saturating loss of the critic on (image, predicted mask). d-step: the critic learns real pairs (image,
     true mask) vs fake pairs (image, predicted mask, detached), minimax loss on its patch logits. How both masks
-    are encoded is `mask_encoding` (`course_utils.training.mask_encoding`: "softmax" = one-hot truth vs softmax,
-    the encoding with the value shortcut; "scaling"; "straight_through"). With `adversarial_weight = 0` the
+    are encoded is `mask_encoding` (`course_utils.training.mask_encoding`: "straight_through", the default, feeds
+    both as one-hot maps; "softmax" = one-hot truth vs softmax, the encoding with the value shortcut; "scaling"). With `adversarial_weight = 0` the
     d-step does nothing: supervised training in the same loop.
     Logs `loss_sup` (and, with the critic, `loss_d`, `loss_adv`, `d_real`, `d_fake`).
     """
 
     def __init__(self, num_classes: int, adversarial_weight: float = 0.0,
                  supervised_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dice_ce_loss,
-                 mask_encoding: MaskEncoding = "softmax") -> None:
+                 mask_encoding: MaskEncoding = "straight_through") -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}.")
         if not isinstance(adversarial_weight, int | float) or adversarial_weight < 0:
@@ -614,7 +614,7 @@ class SegmentationSteps(GANSteps):
         return torch.cat([images, mask_to_model_range(masks)], dim=1)
 
     def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
-        """Critic update on (image, true mask) vs (image, predicted softmax); nothing without the critic."""
+        """Critic update on (image, true mask) vs (image, predicted mask), encoded; nothing without the critic."""
         if not self.adversarial:
             return {}
         images, masks = batch  # (B, 1, H, W) in [-1, 1], (B, 1, H, W) labels
