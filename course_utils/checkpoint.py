@@ -1,6 +1,8 @@
 """Checkpoints: atomic save, safe (weights-only) load, config compatibility check, RNG state.
 
 Introduced in notebook 02 (`02_dcgan_medmnist`, "checkpoints and resume"); `course_utils.training.loop` uses it.
+`COURSE_REQUIRE_TRAINED=1` makes every run under the checkpoint root that would be trained raise instead
+(`refuse_training_if_required`): the check that an unpacked runs bundle (`course_utils.runs`) covers a course.
 
 A checkpoint is one file written by `torch.save` holding a dict: the caller's `state` (state_dicts,
 counters, histories, `rng_state()`) plus the run's settings under the key `"config"`. Everything in
@@ -31,8 +33,10 @@ import numpy as np
 import torch
 
 from course_utils.checks import process_alive
+from course_utils.locations import checkpoint_root
 
 CONFIG_KEY = "config"
+REQUIRE_TRAINED_ENV = "COURSE_REQUIRE_TRAINED"  # 1: runs under the checkpoint root are loaded, never trained
 _MISSING = "<missing>"
 # The temp file `save_checkpoint` writes before the rename: `.{name}.tmp-{pid}-{hex}`.
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-(?P<token>[0-9a-f]+)")
@@ -91,6 +95,31 @@ class CheckpointMismatchError(CheckpointError):
     def __init__(self, message: str, differences: list[tuple[str, Any, Any]]) -> None:
         super().__init__(message)
         self.differences = differences  # [(key, stored value, expected value), ...]
+
+
+class UntrainedRunError(CheckpointError):
+    """COURSE_REQUIRE_TRAINED=1, and a run under the checkpoint root has no finished checkpoint to load."""
+
+
+def refuse_training_if_required(folder: str | Path, detail: str) -> None:
+    """UntrainedRunError when COURSE_REQUIRE_TRAINED=1 and a run under the checkpoint root would train.
+
+    Runs elsewhere (a notebook's demo in a temporary folder) may still train: only the checkpoint root's runs
+    can come from a runs bundle. `detail` says why it would train, e.g. 'no checkpoint' or 'epoch 1 of 2'.
+    """
+    value = os.environ.get(REQUIRE_TRAINED_ENV, "").strip()
+    if value.lower() not in ("1", "true", "yes", "on"):
+        return
+    root = checkpoint_root().resolve()
+    folder = Path(folder).resolve()
+    if not folder.is_relative_to(root):
+        return
+    raise UntrainedRunError(
+        f"{REQUIRE_TRAINED_ENV}={value}: the run {folder.name} would be trained now ({detail}), but every "
+        f"run under the checkpoint folder {root} must be loaded, not trained. Unpack the runs bundle of this "
+        "profile (`python -m course_utils.runs unpack FILE.zip`; `list FILE.zip` shows what it holds), or "
+        f"unset {REQUIRE_TRAINED_ENV} to train the run here."
+    )
 
 
 # ----------------------------------------------------------------------------- config

@@ -371,7 +371,7 @@ class StabilitySettings:
     near_copy_ratio: float = 0.5  # baseline images closer than this x the median to a training image are left out
     r3gan_gamma: float = 0.05  # R1 + R2 weight of the RpGAN row (R3GAN's CIFAR-10 value; not tuned here)
     stress_lr_factor: float = 10.0  # the stress test: every objective's own learning rates times this
-    stress_epochs: int = 3
+    stress: TrainConfig = TrainConfig(num_epochs=3, batch_size=64)  # its length and batch (learning rates: above)
     stress_seeds: tuple[int, ...] = (0, 1, 2)
 
 
@@ -529,7 +529,8 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             small_classifier=DomainClassifierSettings(num_epochs=1),
             volume_dataset="adrenalmnist3d", volume_size=28, volume_width=4,
             volume=TrainConfig(num_epochs=1, batch_size=8, latent_dim=64), volume_train_fraction=0.05,
-            timing_steps=1, interpret_samples=128, stress_epochs=1, stress_seeds=(0,),
+            timing_steps=1, interpret_samples=128, stress=TrainConfig(num_epochs=1, batch_size=32),
+            stress_seeds=(0,),
         ),
         "cpu": StabilitySettings(
             dataset="pneumoniamnist", image_size=28, width=32, train=TrainConfig(num_epochs=12, batch_size=64),
@@ -549,7 +550,8 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             small_seeds=(0, 1, 2, 3, 4), small_classifier=DomainClassifierSettings(num_epochs=20),
             volume_dataset="adrenalmnist3d", volume_size=64, volume_width=16,
             volume=TrainConfig(num_epochs=100, batch_size=16, latent_dim=64), volume_train_fraction=1.0,
-            timing_steps=10, interpret_samples=5000, stress_epochs=5, stress_seeds=(0, 1, 2, 3, 4),
+            timing_steps=10, interpret_samples=5000, stress=TrainConfig(num_epochs=5, batch_size=128),
+            stress_seeds=(0, 1, 2, 3, 4),
         ),
     },
 }

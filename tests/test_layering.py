@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "widgets": BASE | {"data", "inference", "viz"},
     "offline_html": BASE,
     "runner": BASE | {"offline_html"},
+    "runs": BASE | {"data", "checkpoint"},
 }
 
 

@@ -13,7 +13,12 @@ from typing import Any
 
 import torch
 
-from course_utils.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from course_utils.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    refuse_training_if_required,
+    save_checkpoint,
+)
 from course_utils.device import pick_device
 from course_utils.locations import run_dir
 from course_utils.metrics.features import classifier_accuracy
@@ -48,6 +53,11 @@ def classifier_checkpoint_path(flag: str, size: int, settings: dict[str, Any]) -
     return run_dir(f"domain_classifier_{flag}{size}") / name
 
 
+def _portable_source(source: str) -> str:
+    """A data file's name without its folder (so a cache matches on any machine); other sources unchanged."""
+    return Path(source).name if Path(source).is_absolute() else source
+
+
 def load_or_train_domain_classifier(
     flag: str,
     size: int = 28,
@@ -67,9 +77,10 @@ def load_or_train_domain_classifier(
 
     Trains on the training split (the first `max_train` images if given) with `train_domain_classifier` and
     measures the accuracy on the test split. The cache file lives in `run_dir(f"domain_classifier_{flag}{size}")`,
-    named after the recipe; it is reused only when its stored settings (recipe and data) match, and
-    `retrain=True` forces a fresh run. When the MedMNIST file is unavailable, the visible MNI152 fallback of
-    `load_classification_data` is used (and cached under its own name).
+    named after the recipe; it is reused only when its stored settings (recipe and data: the file's name, not
+    its folder, the image count and shape) match, and `retrain=True` forces a fresh run. When the MedMNIST
+    file is unavailable, the visible MNI152 fallback of `load_classification_data` is used (cached under its
+    own name).
     """
     from course_utils.data import load_classification_data
 
@@ -83,7 +94,7 @@ def load_or_train_domain_classifier(
     settings = {
         "flag": flag, "size": size, "epochs": epochs, "batch_size": batch_size, "lr": lr, "width": width,
         "feature_dim": feature_dim, "max_train": max_train, "seed": seed,
-        "data": {"name": train.name, "source": train.source, "count": int(images.shape[0]),
+        "data": {"name": train.name, "source": _portable_source(train.source), "count": int(images.shape[0]),
                  "shape": list(images.shape[1:]), "is_fallback": bool(train.is_fallback)},
     }
     path = classifier_checkpoint_path(flag, size, settings)
@@ -103,6 +114,7 @@ def load_or_train_domain_classifier(
             )
         except (CheckpointError, KeyError, RuntimeError) as error:
             print(f"Not using the cached classifier ({type(error).__name__}: {str(error)[:200]}); training a new one.")
+    refuse_training_if_required(path.parent, f"no cached classifier {path.name} for these settings")
     if progress:
         print(f"Training the domain classifier on {images.shape[0]} {train.name} training images "
               f"({epochs} epochs) on {device}; it is cached in {path}.")

@@ -62,6 +62,7 @@ from course_utils.checkpoint import (
     config_to_dict,
     load_checkpoint,
     prepare_checkpoint_dir,
+    refuse_training_if_required,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -833,9 +834,10 @@ def train_gan(
     the run checkpoints to `<checkpoint_dir>/last.pt` and, with `resume=True`, continues from it (raising
     `CheckpointMismatchError` if its settings, `amp` mode or data differ; `num_epochs` may grow; a smaller one
     trains nothing and warns). The folder is checked before training (`CheckpointError` if it cannot be
-    written). Float64 images are converted to float32 (with a warning). Raises `TrainingInterrupted`
-    on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. With channels-last
-    (on CUDA by default) the models are converted to that memory format in place.
+    written). With `COURSE_REQUIRE_TRAINED=1` a run under the checkpoint root that would train raises
+    `UntrainedRunError` instead. Float64 images are converted to float32 (with a warning). Raises
+    `TrainingInterrupted` on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. With
+    channels-last (on CUDA by default) the models are converted to that memory format in place.
     """
     steps = DCGANSteps() if steps is None else steps
     trainer = _Trainer(generator, discriminator, data, config, steps, checkpoint_dir, progress)
@@ -853,6 +855,10 @@ def train_gan(
         if progress:
             print(f"Nothing to train: the checkpoint has {trainer.epoch} epochs, num_epochs={config.num_epochs}.")
         return trainer.result()
+    if trainer.checkpoint_path is not None:  # COURSE_REQUIRE_TRAINED=1: the checkpoint root's runs only load
+        detail = (f"epoch {trainer.epoch} of {config.num_epochs}" if resumed
+                  else f"no finished checkpoint {trainer.checkpoint_path.name}")
+        refuse_training_if_required(trainer.checkpoint_path.parent, detail)
     if os.environ.get(MEMORY_ENV, "").strip() == "1":
         estimate = estimate_step_memory(generator, discriminator, trainer.data, config, steps,
                                         data_bytes=trainer.data_bytes)
