@@ -3,12 +3,15 @@ and the spectral-norm bound of the 2-D discriminator after training steps."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
 
 from course_utils.losses import d_loss_hinge, g_loss_hinge, gradient_penalty
 from course_utils.models import DCGANDiscriminator, DCGANDiscriminator3D, DCGANGenerator, DCGANGenerator3D
+from course_utils.models.dcgan3d import prior_output_bias
 from course_utils.training import DCGANSteps, TrainConfig, train_gan
 
 SN_TOLERANCE = 0.05
@@ -34,6 +37,33 @@ def test_shapes(size: int, stages: int) -> None:
     assert len([m for m in discriminator.modules() if isinstance(m, nn.Conv3d)]) == stages
     first = next(m for m in generator.modules() if isinstance(m, nn.ConvTranspose3d))
     assert float(first.weight.detach().std()) == pytest.approx(0.02, rel=0.2)  # DCGAN initialisation in 3-D too
+
+
+def test_output_bias_starts_at_the_foreground_prior() -> None:
+    assert prior_output_bias(0.5) == 0.0
+    assert math.tanh(prior_output_bias(0.016)) == pytest.approx(2 * 0.016 - 1, rel=1e-12)
+    assert prior_output_bias(0.016) == pytest.approx(-2.06, abs=0.01)
+    torch.manual_seed(4)
+    default = DCGANGenerator3D(latent_dim=6, base_width=2)
+    torch.manual_seed(4)
+    biased = DCGANGenerator3D(latent_dim=6, base_width=2, output_bias=prior_output_bias(0.016))
+    last_default, last_biased = default.net[-2], biased.net[-2]
+    assert isinstance(last_biased, nn.ConvTranspose3d) and isinstance(biased.net[-1], nn.Tanh)
+    assert float(last_default.bias.detach().abs().max()) == 0.0  # DCGAN's initialisation unchanged by default
+    assert torch.allclose(last_biased.bias, torch.full_like(last_biased.bias, prior_output_bias(0.016)))
+    for a, b in zip(default.state_dict().items(), biased.state_dict().items(), strict=True):
+        assert a[0] == b[0] and (a[1].equal(b[1]) or a[0] == "net.6.bias")  # only that bias differs
+    with torch.no_grad():
+        volumes = biased.eval()(torch.randn(4, 6))
+    foreground = float(((volumes + 1) / 2).mean())  # mean output read as a probability
+    assert foreground == pytest.approx(0.016, abs=0.01)
+    assert float((volumes > 0).float().mean()) < 0.01  # almost all background at the midpoint threshold
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        prior_output_bias(0.0)
+    with pytest.raises(ValueError, match="output_bias must be a finite number"):
+        DCGANGenerator3D(output_bias=math.inf)
+    with pytest.raises(ValueError, match="output_bias"):
+        DCGANGenerator3D(output_bias=True)  # type: ignore[arg-type]
 
 
 def test_errors() -> None:

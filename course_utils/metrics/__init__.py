@@ -1,5 +1,5 @@
 """Metrics: they only measure. Distribution metrics for generated sets, the memorisation audit, feature spaces,
-classification and segmentation scores.
+classification and segmentation scores, and shape statistics of binary 3-D masks (notebook 08).
 
 Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)` in [0, 1] here
 (the feature extractors also take uint8).
@@ -42,6 +42,20 @@ from course_utils.metrics.memorisation import (
     perturbed_copies,
 )
 from course_utils.metrics.segmentation import case_scores, dice_per_class, iou_per_class, summarise_scores
+from course_utils.metrics.shapes3d import (
+    NearestReal,
+    StatisticComparison,
+    binarise,
+    compare_shape_distributions,
+    connected_components,
+    foreground_fraction,
+    format_shape_table,
+    nearest_real,
+    nearest_real_dice,
+    shape_statistics,
+    shape_volume,
+    surface_area,
+)
 
 __all__ = [
     "Fold",
@@ -76,4 +90,16 @@ __all__ = [
     "predict_labels",
     "predict_logits",
     "summarise_scores",
+    "NearestReal",
+    "StatisticComparison",
+    "binarise",
+    "compare_shape_distributions",
+    "connected_components",
+    "foreground_fraction",
+    "format_shape_table",
+    "nearest_real",
+    "nearest_real_dice",
+    "shape_statistics",
+    "shape_volume",
+    "surface_area",
 ]

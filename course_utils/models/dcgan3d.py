@@ -9,9 +9,18 @@ notebook 02 with every layer one dimension up: `ConvTranspose3d` / `Conv3d`, `Ba
 Volumes are float `(B, C, D, H, W)` in `[-1, 1]`; the discriminator returns one logit (or raw score) per
 volume, `(B,)`. A voxel grid has size³ values, so compute and memory grow with the cube of the side: the
 `smoke`/`cpu` profiles use 28³ and narrow layers, the `gpu` profile 64³.
+
+Sparse binary masks (AdrenalMNIST3D: about 1.6 % foreground): a freshly initialised generator outputs about
+0 everywhere, i.e. a grey volume that the midpoint threshold calls half foreground, and the first thing the
+game has to teach it is "almost everything is background". `output_bias` starts the generator there: the
+bias of its last layer before the tanh, e.g. `prior_output_bias(0.016)` ≈ -2.06, so every voxel starts at the
+data's foreground fraction read as a probability, (tanh + 1) / 2 (as RetinaNet's prior initialisation of
+its classification bias). See benchmarks/volume3d_recipe.py for what it changes.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -28,6 +37,18 @@ from course_utils.models.dcgan import (
 SUPPORTED_VOLUME_SIZES: tuple[int, ...] = (SMALL_SIZE, 32, 64)
 
 
+def prior_output_bias(foreground_fraction: float) -> float:
+    """The pre-tanh bias atanh(2f - 1) at which (tanh + 1) / 2 equals the foreground fraction f, in (0, 1).
+
+    For `DCGANGenerator3D(output_bias=...)`: AdrenalMNIST3D's f ≈ 0.016 gives ≈ -2.06 (tanh ≈ -0.97).
+    """
+    if isinstance(foreground_fraction, bool) or not isinstance(foreground_fraction, int | float) or not (
+            0.0 < foreground_fraction < 1.0):
+        raise ValueError(f"foreground_fraction must be a number strictly between 0 and 1 (e.g. 0.016, the "
+                         f"share of foreground voxels of the training masks); got {foreground_fraction!r}.")
+    return math.atanh(2.0 * float(foreground_fraction) - 1.0)
+
+
 def _check_volume_size(volume_size: object) -> int:
     """`volume_size` if the 3-D DCGAN can produce it, else a ValueError listing the sizes."""
     if isinstance(volume_size, bool) or not isinstance(volume_size, int) or volume_size not in SUPPORTED_VOLUME_SIZES:
@@ -39,16 +60,29 @@ def _check_volume_size(volume_size: object) -> int:
 
 
 class DCGANGenerator3D(nn.Module):
-    """Noise `(B, latent_dim)` → volumes `(B, channels, S, S, S)` in [-1, 1] (introduced in notebook 08)."""
+    """Noise `(B, latent_dim)` → volumes `(B, channels, S, S, S)` in [-1, 1] (introduced in notebook 08).
 
-    def __init__(self, latent_dim: int = 64, volume_size: int = 28, channels: int = 1, base_width: int = 16) -> None:
+    `output_bias` (default 0, DCGAN's initialisation): the initial bias of the last layer, before the tanh;
+    for sparse masks use `prior_output_bias(foreground_fraction)` (see the module docstring).
+    """
+
+    def __init__(self, latent_dim: int = 64, volume_size: int = 28, channels: int = 1, base_width: int = 16,
+                 output_bias: float = 0.0) -> None:
         super().__init__()
         self.latent_dim = require_int(latent_dim, "latent_dim", example="64")
         self.volume_size = _check_volume_size(volume_size)
         self.channels = require_int(channels, "channels", example="1")
         self.base_width = require_int(base_width, "base_width", example="16")
+        if isinstance(output_bias, bool) or not isinstance(output_bias, int | float) or not math.isfinite(
+                output_bias):
+            raise ValueError(f"output_bias must be a finite number (the last layer's bias before tanh, e.g. "
+                             f"prior_output_bias(0.016) ≈ -2.06); got {output_bias!r}.")
+        self.output_bias = float(output_bias)
         self.net = nn.Sequential(*generator_layers(latent_dim, volume_size, channels, base_width, dims=3))
         self.apply(init_dcgan_weights)
+        last = self.net[-2]  # the last ConvTranspose3d (before the tanh)
+        with torch.no_grad():
+            last.bias.fill_(self.output_bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Volumes `(B, C, S, S, S)` in [-1, 1] from noise `(B, latent_dim)` or `(B, latent_dim, 1, 1, 1)`."""
@@ -94,4 +128,4 @@ class DCGANDiscriminator3D(nn.Module):
         return self.net(volumes).reshape(-1)  # (B, 1, 1, 1, 1) -> (B,)
 
 
-__all__ = ["SUPPORTED_VOLUME_SIZES", "DCGANDiscriminator3D", "DCGANGenerator3D"]
+__all__ = ["SUPPORTED_VOLUME_SIZES", "DCGANDiscriminator3D", "DCGANGenerator3D", "prior_output_bias"]
