@@ -82,7 +82,7 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "course_cpu": Recipe(),  # the cpu profile of notebook 08 before this study
+    "course_cpu": Recipe(),  # the cpu profile of the 3-D GAN (then in notebook 08) before this study
     # the smallest fix: the course's cpu recipe with the generator's output bias at the foreground prior
     "minimal": Recipe(output_bias="prior"),
     # the proposal for the cpu profile: width 16, batch 16, 20 epochs, output bias at the foreground prior
@@ -175,7 +175,7 @@ def build(recipe: Recipe, seed: int, foreground: float,
 
 @torch.no_grad()
 def sample(generator: DCGANGenerator3D, count: int, seed: int) -> torch.Tensor:
-    """`count` volumes uint8 (count, 1, S, S, S) from fixed noise, generator in eval mode (as notebook 08)."""
+    """`count` volumes uint8 (count, 1, S, S, S) from fixed noise, generator in eval mode (as notebook 09)."""
     generator.eval()
     z = torch.randn(count, generator.latent_dim, generator=torch.Generator().manual_seed(seed + 7000))
     device = next(generator.parameters()).device
@@ -210,7 +210,7 @@ def measure(name: str, generated: torch.Tensor, train: torch.Tensor, held_out: t
             ) -> dict[str, Any]:
     """Shape comparison of `generated` with `held_out`, printed as a table and returned as numbers."""
     table = compare_shape_distributions(generated, held_out, train=train, held_out=held_out)
-    fg_25 = float((generated > 25).float().mean())  # notebook 08's own threshold (tanh > -0.8)
+    fg_25 = float((generated > 25).float().mean())  # the old notebook 08 threshold (tanh > -0.8)
     print(f"\n== {name}" + (f": {wall:.0f} s training" if wall is not None else ""))
     print(format_shape_table(table))
     row = {"name": name, "wall_s": wall, "settings": settings, "foreground_gt25": fg_25}

@@ -339,7 +339,10 @@ class SegmentationSettings:
 
 @dataclass(frozen=True)
 class StabilitySettings:
-    """Notebook 08: three GAN objectives over seeds, DiffAugment on a small set, compute cost, a 3-D GAN."""
+    """Notebook 08: four GAN objectives over seeds, a stress test, DiffAugment on a small set.
+
+    Notebook 09 loads the same runs (for its privacy audit, pitfalls and latent probe) with these settings.
+    """
 
     # loss comparison: the same DCGAN with the non-saturating loss, hinge + spectral norm, WGAN-GP + TTUR
     dataset: str  # MedMNIST flag of the loss comparison (notebook 02's data)
@@ -357,14 +360,6 @@ class StabilitySettings:
     small: TrainConfig
     small_seeds: tuple[int, ...]
     small_classifier: DomainClassifierSettings
-    # outlook: a 3-D DCGAN on MedMNIST volumes
-    volume_dataset: str
-    volume_size: int  # 28 or 64 voxels per side
-    volume_width: int
-    volume: TrainConfig
-    volume_train_fraction: float
-    timing_steps: int  # training steps timed per model for the compute-cost table
-    interpret_samples: int  # latent codes for the interpretability probe
     k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
     gp_weight: float = 10.0
     audit_percentile: float = 1.0
@@ -373,6 +368,28 @@ class StabilitySettings:
     stress_lr_factor: float = 10.0  # the stress test: every objective's own learning rates times this
     stress: TrainConfig = TrainConfig(num_epochs=3, batch_size=64)  # its length and batch (learning rates: above)
     stress_seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class OpenChallengesSettings:
+    """Notebook 09: compute cost, privacy, evaluation pitfalls, a latent probe and a 3-D GAN.
+
+    The 2-D GANs are notebook 08's runs (`settings_for("08_stabilizing_gans")`), loaded from their checkpoints.
+    """
+
+    timing_steps: int  # training steps timed per model for the compute-cost table
+    interpret_samples: int  # latent codes for the interpretability probe
+    # a 3-D DCGAN on AdrenalMNIST3D's binary shape masks
+    volume_dataset: str
+    volume_size: int  # 28 or 64 voxels per side
+    volume_width: int  # generator and discriminator
+    volume: TrainConfig
+    volume_train_fraction: float
+    volume_samples: int = 298  # generated volumes scored (the test split's size; capped by it)
+    volume_prior_bias: bool = True  # the generator's last bias at the foreground prior (prior_output_bias)
+    shape_factor: float = 1.5  # a statistic's generated mean within this factor of the real mean: "close"
+    dice_fraction: float = 0.75  # nearest-train Dice at least this share of the held-out real volumes' value
+    collapse_dice: float = 0.9  # generated masks' mean best Dice against each other at or above this: collapse
 
 
 def _ttur(num_epochs: int, batch_size: int) -> TrainConfig:
@@ -520,17 +537,14 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             seeds=(0, 1, 2, 3, 4), shortcut_images=4000, shortcut_steps=400, dice_goal=0.85,
         ),
     },
-    "08_stabilizing_gans_and_open_challenges": {
+    "08_stabilizing_gans": {
         "smoke": StabilitySettings(
             dataset="pneumoniamnist", image_size=28, width=8, train=TrainConfig(num_epochs=2, batch_size=32),
             wgan=_ttur(num_epochs=2, batch_size=32), train_fraction=0.05, seeds=(0, 1), eval_samples=96,
             snapshot_samples=64, classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=2, batch_size=32), small_seeds=(0, 1),
             small_classifier=DomainClassifierSettings(num_epochs=1),
-            volume_dataset="adrenalmnist3d", volume_size=28, volume_width=4,
-            volume=TrainConfig(num_epochs=1, batch_size=8, latent_dim=64), volume_train_fraction=0.05,
-            timing_steps=1, interpret_samples=128, stress=TrainConfig(num_epochs=1, batch_size=32),
-            stress_seeds=(0,),
+            stress=TrainConfig(num_epochs=1, batch_size=32), stress_seeds=(0,),
         ),
         "cpu": StabilitySettings(
             dataset="pneumoniamnist", image_size=28, width=32, train=TrainConfig(num_epochs=12, batch_size=64),
@@ -538,9 +552,6 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=8),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=120, batch_size=32), small_seeds=(0, 1, 2),
             small_classifier=DomainClassifierSettings(num_epochs=15),
-            volume_dataset="adrenalmnist3d", volume_size=28, volume_width=8,
-            volume=TrainConfig(num_epochs=10, batch_size=16, latent_dim=64), volume_train_fraction=1.0,
-            timing_steps=5, interpret_samples=2000,
         ),
         "gpu": StabilitySettings(
             dataset="pneumoniamnist", image_size=64, width=64, train=TrainConfig(num_epochs=40, batch_size=128),
@@ -548,17 +559,32 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             snapshot_samples=256, classifier=DomainClassifierSettings(num_epochs=10),
             small_dataset="breastmnist", small=TrainConfig(num_epochs=400, batch_size=32),
             small_seeds=(0, 1, 2, 3, 4), small_classifier=DomainClassifierSettings(num_epochs=20),
-            volume_dataset="adrenalmnist3d", volume_size=64, volume_width=16,
-            volume=TrainConfig(num_epochs=100, batch_size=16, latent_dim=64), volume_train_fraction=1.0,
-            timing_steps=10, interpret_samples=5000, stress=TrainConfig(num_epochs=5, batch_size=128),
-            stress_seeds=(0, 1, 2, 3, 4),
+            stress=TrainConfig(num_epochs=5, batch_size=128), stress_seeds=(0, 1, 2, 3, 4),
+        ),
+    },
+    "09_open_challenges": {
+        "smoke": OpenChallengesSettings(
+            timing_steps=1, interpret_samples=128, volume_dataset="adrenalmnist3d", volume_size=28,
+            volume_width=4, volume=TrainConfig(num_epochs=1, batch_size=8, latent_dim=64),
+            volume_train_fraction=0.05, volume_samples=16,
+        ),
+        # the 3-D recipe of benchmarks/volume3d_recipe.py ("final"): width 16, 20 epochs, the prior output bias
+        "cpu": OpenChallengesSettings(
+            timing_steps=5, interpret_samples=2000, volume_dataset="adrenalmnist3d", volume_size=28,
+            volume_width=16, volume=TrainConfig(num_epochs=20, batch_size=16, latent_dim=64),
+            volume_train_fraction=1.0,
+        ),
+        "gpu": OpenChallengesSettings(
+            timing_steps=10, interpret_samples=5000, volume_dataset="adrenalmnist3d", volume_size=64,
+            volume_width=16, volume=TrainConfig(num_epochs=100, batch_size=16, latent_dim=64),
+            volume_train_fraction=1.0,
         ),
     },
 }
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "small_sample_draws",
                                    "bootstrap_resamples", "two_sample_steps", "lesion_sites", "lesion_draws",
-                                   "xray_exposures", "shortcut_steps")
+                                   "xray_exposures", "shortcut_steps", "volume_samples")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds", "stress_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (None = all), enough to resample
@@ -616,7 +642,7 @@ def step_cap() -> int | None:
 NotebookName = Literal[
     "00_setup_and_data", "01_gan_theory_and_loss_math", "02_dcgan_medmnist", "03_evaluating_gans",
     "04_conditional_gan_augmentation", "05_srgan_mri_super_resolution", "06_denoising_gan", "07_segmentation_gan",
-    "08_stabilizing_gans_and_open_challenges",
+    "08_stabilizing_gans", "09_open_challenges",
 ]
 
 
@@ -639,8 +665,10 @@ def settings_for(notebook: Literal["06_denoising_gan"], profile: str | None = No
 @overload
 def settings_for(notebook: Literal["07_segmentation_gan"], profile: str | None = None) -> SegmentationSettings: ...
 @overload
-def settings_for(notebook: Literal["08_stabilizing_gans_and_open_challenges"],
-                 profile: str | None = None) -> StabilitySettings: ...
+def settings_for(notebook: Literal["08_stabilizing_gans"], profile: str | None = None) -> StabilitySettings: ...
+@overload
+def settings_for(notebook: Literal["09_open_challenges"],
+                 profile: str | None = None) -> OpenChallengesSettings: ...
 @overload
 def settings_for(notebook: str, profile: str | None = None) -> Any: ...
 

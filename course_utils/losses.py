@@ -1,7 +1,7 @@
 """GAN objectives computed from the discriminator's (critic's) raw outputs.
 
 Introduced in notebook 01 (`01_gan_theory_and_loss_math`): the minimax discriminator loss and the
-saturating / non-saturating generator losses. Notebook 08 (`08_stabilizing_gans_and_open_challenges`)
+saturating / non-saturating generator losses. Notebook 08 (`08_stabilizing_gans`)
 adds the hinge and Wasserstein losses and the WGAN-GP gradient penalty, and the modern objective of R3GAN
 (Huang et al., NeurIPS 2024): the relativistic pairing loss with the zero-centred R1 and R2 penalties.
 

@@ -1,6 +1,6 @@
 """Differentiable augmentation for GANs on small datasets (DiffAugment, Zhao et al., 2020).
 
-Introduced in notebook 08 (`08_stabilizing_gans_and_open_challenges`, "small data"). With a few hundred
+Introduced in notebook 08 (`08_stabilizing_gans`, "small data"). With a few hundred
 training images the discriminator memorises them and its feedback to the generator becomes useless.
 Augmenting only the real images would teach the generator to make augmented-looking images, so DiffAugment
 applies the same *kind* of random transformation to **real and fake** images right before the

@@ -1,5 +1,5 @@
 """Metrics: they only measure. Distribution metrics for generated sets, the memorisation audit, feature spaces,
-classification and segmentation scores, and shape statistics of binary 3-D masks (notebook 08).
+classification and segmentation scores, and shape statistics of binary 3-D masks (notebook 09).
 
 Introduced in notebook 03 (`03_evaluating_gans`). Images are float `(B, C, H, W)` in [0, 1] here
 (the feature extractors also take uint8).

@@ -1,6 +1,6 @@
 """Shape statistics for sets of binary 3-D masks: is a generator's set of shapes like the real one?
 
-Introduced in notebook 08 (`08_stabilizing_gans_and_open_challenges`, "outlook: 3-D"). AdrenalMNIST3D holds
+Introduced in notebook 09 (`09_open_challenges`, "3-D"). AdrenalMNIST3D holds
 binary shape masks (values {0, 255}, about 1.6 % foreground at 28³), not CT intensities, so the honest checks
 of a generator are on shapes:
 

@@ -6,7 +6,7 @@
 `classifier` (notebook 04): `build_resnet18` (MedMNIST's 28 px ResNet-18).
 `srgan` (notebook 05): `SRResNetGenerator`, `SRGANDiscriminator`; `perceptual`: VGG and domain feature maps.
 `unet`, `critics` (notebooks 06, 07): `UNet`, `PatchGANCritic`.
-`dcgan3d` (notebook 08): `DCGANGenerator3D`, `DCGANDiscriminator3D` for MedMNIST 3-D volumes.
+`dcgan3d` (notebook 09): `DCGANGenerator3D`, `DCGANDiscriminator3D` for MedMNIST 3-D volumes.
 """
 
 from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator

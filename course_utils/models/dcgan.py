@@ -60,7 +60,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, mean=0.0, std=INIT_STD)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):  # (3-D layers: the volume GAN of notebook 08)
+    elif isinstance(module, nn.BatchNorm2d | nn.BatchNorm3d):  # (3-D layers: the volume GAN of notebook 09)
         nn.init.normal_(module.weight, mean=1.0, std=INIT_STD)
         nn.init.zeros_(module.bias)
 
@@ -72,7 +72,7 @@ _LAYER_TYPES = {  # (transposed convolution, convolution, batch norm) for 2-D im
 
 
 def generator_layers(latent_dim: int, size: int, channels: int, base_width: int, dims: int = 2) -> list[nn.Module]:
-    """The DCGAN generator's layers for `dims`-D data of side `size` (notebook 02; 3-D: notebook 08).
+    """The DCGAN generator's layers for `dims`-D data of side `size` (notebook 02; 3-D: notebook 09).
 
     Shapes for 2-D (3-D adds one more spatial axis of the same length): (B, latent_dim, 1, 1) -> (B, w0, 7, 7)
     for 28 px or (B, w0, 4, 4) otherwise, doubling the side each stage, -> (B, channels, size, size) in [-1, 1].
@@ -99,7 +99,7 @@ def generator_layers(latent_dim: int, size: int, channels: int, base_width: int,
 
 def discriminator_layers(size: int, channels: int, base_width: int, batch_norm: bool,
                          dims: int = 2) -> tuple[list[nn.Module], list[nn.Module]]:
-    """(layers, their convolutions) of the DCGAN discriminator for `dims`-D data (notebook 02; 3-D: notebook 08).
+    """(layers, their convolutions) of the DCGAN discriminator for `dims`-D data (notebook 02; 3-D: notebook 09).
 
     (B, channels, size, size) -> halving the side each stage -> (B, 1, 1, 1): one logit per image.
     """

@@ -1,6 +1,6 @@
 """A 3-D DCGAN for small volumes (MedMNIST 3-D sets: 28³ or 64³ voxels).
 
-Introduced in notebook 08 (`08_stabilizing_gans_and_open_challenges`, "outlook: 3-D"). The 2-D DCGAN of
+Introduced in notebook 09 (`09_open_challenges`, "3-D"). The 2-D DCGAN of
 notebook 02 with every layer one dimension up: `ConvTranspose3d` / `Conv3d`, `BatchNorm3d`.
 
 - 28³: the generator grows 1 → 7 → 14 → 28 voxels per side, the discriminator shrinks 28 → 14 → 7 → 1.
@@ -60,7 +60,7 @@ def _check_volume_size(volume_size: object) -> int:
 
 
 class DCGANGenerator3D(nn.Module):
-    """Noise `(B, latent_dim)` → volumes `(B, channels, S, S, S)` in [-1, 1] (introduced in notebook 08).
+    """Noise `(B, latent_dim)` → volumes `(B, channels, S, S, S)` in [-1, 1] (introduced in notebook 09).
 
     `output_bias` (default 0, DCGAN's initialisation): the initial bias of the last layer, before the tanh;
     for sparse masks use `prior_output_bias(foreground_fraction)` (see the module docstring).
@@ -97,7 +97,7 @@ class DCGANGenerator3D(nn.Module):
 
 
 class DCGANDiscriminator3D(nn.Module):
-    """Volumes `(B, channels, S, S, S)` in [-1, 1] → one logit per volume `(B,)` (introduced in notebook 08).
+    """Volumes `(B, channels, S, S, S)` in [-1, 1] → one logit per volume `(B,)` (introduced in notebook 09).
 
     `spectral_norm=True` wraps every convolution; `batch_norm` defaults to True without it and False with it.
     """

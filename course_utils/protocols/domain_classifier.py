@@ -1,6 +1,6 @@
 """The cached domain classifier recipe: train it once per dataset and size, reuse it in every later notebook.
 
-Introduced in notebook 03 (`03_evaluating_gans`); notebooks 04, 05 and 08 load the same cache. The network is
+Introduced in notebook 03 (`03_evaluating_gans`); notebooks 04, 05, 08 and 09 load the same cache. The network is
 `course_utils.models.domain_classifier.DomainClassifier`, trained by `course_utils.training.supervised`.
 """
 
