@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from course_utils.data import load_medmnist
 from course_utils.data.imageset import to_uint8
@@ -45,6 +44,7 @@ from course_utils.metrics.shapes3d import (
     compare_shape_distributions,
     format_shape_table,
     nearest_real_dice,
+    random_blob_masks,
 )
 from course_utils.models.dcgan3d import DCGANDiscriminator3D, DCGANGenerator3D, prior_output_bias
 from course_utils.training import DCGANSteps, TrainConfig, train_gan
@@ -184,19 +184,6 @@ def sample(generator: DCGANGenerator3D, count: int, seed: int) -> torch.Tensor:
     return volumes
 
 
-def random_blobs(count: int, foreground: float, seed: int, size: int = 28) -> torch.Tensor:
-    """Smoothed Gaussian noise thresholded at its (1 - foreground) quantile: blobs anywhere, uint8 volumes."""
-    rng = torch.Generator().manual_seed(seed)
-    noise = torch.randn(count, 1, size, size, size, generator=rng)
-    kernel = torch.exp(-torch.arange(-4, 5).float() ** 2 / (2 * 2.0 ** 2))
-    for axis in range(3):  # separable Gaussian blur, sd 2 voxels
-        shape = [1, 1, 1, 1, 1]
-        shape[2 + axis] = len(kernel)
-        noise = F.conv3d(noise, (kernel / kernel.sum()).reshape(shape), padding="same")
-    level = torch.quantile(noise.flatten(1), 1 - foreground, dim=1)[:, None, None, None, None]
-    return ((noise > level).to(torch.uint8) * 255)
-
-
 def mean_shape(train: torch.Tensor, count: int) -> torch.Tensor:
     """The voxel-wise mean training mask thresholded to the mean training volume, repeated (collapse)."""
     mean = (train[:, 0] > 127).float().mean(0)  # (S, S, S)
@@ -291,7 +278,7 @@ def main() -> None:
         count = len(held_out)
         untrained = sample(generator, count, args.seed)
         rows.append(measure("baseline: untrained generator", untrained, train, held_out))
-        rows.append(measure("baseline: random blobs", random_blobs(count, fg, args.seed, args.size), train,
+        rows.append(measure("baseline: random blobs", random_blob_masks(count, args.size, fg, args.seed), train,
                             held_out))
         rows.append(measure("baseline: one mean shape", mean_shape(train, count), train, held_out))
     started, started_cpu = time.perf_counter(), time.process_time()

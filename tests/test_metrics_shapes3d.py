@@ -224,3 +224,19 @@ def test_compare_shape_distributions() -> None:
         compare_shape_distributions(same[:, :8], held_out)
     with pytest.raises(ValueError, match="at least two values"):
         compare_samples([1.0], [1.0, 2.0])
+
+
+def test_random_blob_masks_have_the_asked_foreground_but_no_particular_shape() -> None:
+    from course_utils.metrics.shapes3d import random_blob_masks
+
+    masks = random_blob_masks(6, 16, 0.05, seed=3)
+    assert masks.shape == (6, 1, 16, 16, 16) and masks.dtype == torch.uint8
+    assert set(torch.unique(masks).tolist()) == {0, 255}
+    np.testing.assert_allclose(foreground_fraction(masks), 0.05, atol=1 / 16**3)
+    assert torch.equal(masks, random_blob_masks(6, 16, 0.05, seed=3))
+    assert not torch.equal(masks, random_blob_masks(6, 16, 0.05, seed=4))
+    # blurred noise forms blobs: far fewer pieces than the same number of voxels scattered at random
+    scattered = (torch.rand(6, 1, 16, 16, 16, generator=torch.Generator().manual_seed(0)) < 0.05).to(torch.uint8)
+    assert connected_components(masks).mean() < connected_components(scattered * 255).mean() / 3
+    with pytest.raises(ValueError, match="foreground must be a fraction"):
+        random_blob_masks(2, 16, 1.5)

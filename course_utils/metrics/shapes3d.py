@@ -326,6 +326,34 @@ def format_shape_table(comparison: Mapping[str, StatisticComparison], factor: fl
     return "\n".join(lines)
 
 
+def random_blob_masks(count: int, size: int, foreground: float, seed: int = 0,
+                      blur_sd: float = 2.0) -> torch.Tensor:
+    """A no-learning baseline: smooth random blobs with a given foreground fraction, uint8 {0, 255}.
+
+    Gaussian noise, blurred with a Gaussian of `blur_sd` voxels along each axis, thresholded per volume at its
+    (1 - `foreground`) quantile: every mask has the real foreground fraction (so that statistic cannot tell it
+    apart) but blobs anywhere and of no particular shape. A generator that only learned how many voxels are
+    foreground scores like this on the shape rows. Returns `(count, 1, size, size, size)`.
+    """
+    for name, value in (("count", count), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    if isinstance(foreground, bool) or not isinstance(foreground, int | float) or not 0 < foreground < 1:
+        raise ValueError(f"foreground must be a fraction strictly between 0 and 1 (e.g. 0.016); got {foreground!r}.")
+    if not blur_sd > 0:
+        raise ValueError(f"blur_sd must be > 0 voxels; got {blur_sd!r}.")
+    noise = torch.randn(count, 1, size, size, size, generator=torch.Generator().manual_seed(seed))
+    radius = max(1, math.ceil(2 * blur_sd))
+    kernel = torch.exp(-torch.arange(-radius, radius + 1).float() ** 2 / (2 * blur_sd ** 2))
+    kernel = kernel / kernel.sum()
+    for axis in range(3):  # separable Gaussian blur
+        shape = [1, 1, 1, 1, 1]
+        shape[2 + axis] = len(kernel)
+        noise = torch.nn.functional.conv3d(noise, kernel.reshape(shape), padding="same")
+    level = torch.quantile(noise.flatten(1), 1 - float(foreground), dim=1)[:, None, None, None, None]
+    return (noise > level).to(torch.uint8) * 255
+
+
 __all__ = [
     "NEAREST_DICE",
     "STATISTICS",
@@ -340,6 +368,7 @@ __all__ = [
     "format_shape_table",
     "nearest_real",
     "nearest_real_dice",
+    "random_blob_masks",
     "shape_statistics",
     "shape_volume",
     "surface_area",
