@@ -169,7 +169,9 @@ class TrainingResult:
     fixed_noise: torch.Tensor
     epochs_completed: int
     checkpoint_path: Path | None
-    timing: dict[str, float] = field(default_factory=dict)  # this call only: seconds, images, images_per_second
+    # seconds, images, images_per_second: this call only; seconds_total: training time of every call so far,
+    # kept in the checkpoint (a run loaded from a finished checkpoint still knows how long it trained)
+    timing: dict[str, float] = field(default_factory=dict)
 
     def latest_snapshot(self) -> torch.Tensor:
         """The newest snapshot as float [0, 1] `(num_samples, C, H, W)`, ready for `viz.show_grid`."""
@@ -347,6 +349,7 @@ class _Trainer:
         self.in_critical = False  # True while the state is between two consistent points
         self.last_saved: tuple[Path, int, int] | None = None  # (path, epoch, step) of the last good checkpoint
         self.seconds, self.images_seen = 0.0, 0
+        self.seconds_before = 0.0  # training seconds of earlier calls (from the checkpoint; NaN if it has none)
         self.bar: Any = None
         self.interrupt: _DeferredInterrupt | None = None
         self.warned_huge = False  # the finite-but-huge value warning is given once per run
@@ -477,6 +480,7 @@ class _Trainer:
             )
             ctx.noise_rng.manual_seed(self.config.seed + state["epoch"] * self.steps_per_epoch + state["step"])
         self.steps.load_state_dict(state["steps_state"])
+        self.seconds_before = float(state.get("seconds_trained", math.nan))  # older checkpoints: not recorded
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.keys = list(state["history"])
         self.history = {k: [float(v) for v in values] for k, values in state["history"].items()}
@@ -515,6 +519,7 @@ class _Trainer:
             "rng": rng_state(),
             "steps_state": self.steps.state_dict(),
             "train_config": config_to_dict(self.config),
+            "seconds_trained": self.seconds_before + self.seconds,  # over every call so far (completed epochs)
         }
         save_checkpoint(self.checkpoint_path, state, self.settings())
         self.last_saved = (self.checkpoint_path, self.epoch, self.step)
@@ -667,6 +672,7 @@ class _Trainer:
                 "seconds": self.seconds,
                 "images": float(self.images_seen),
                 "images_per_second": self.images_seen / self.seconds if self.seconds > 0 else math.nan,
+                "seconds_total": self.seconds_before + self.seconds,  # with earlier calls (NaN: not recorded)
             },
         )
 

@@ -89,9 +89,16 @@ def estimate_step_memory(generator: nn.Module, discriminator: nn.Module, data: A
     meter = _SavedTensorMeter()
     g_copy, d_copy = copy.deepcopy(generator), copy.deepcopy(discriminator)
     devices = [d.index or 0 for d in {p.device for p in g_copy.parameters()} if d.type == "cuda"]
-    with torch.random.fork_rng(devices=devices), torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack):
-        run_one_step(g_copy, d_copy, batch if len(batch) > 1 else batch[0],
-                     replace(config, amp="off", channels_last=False, compile=False, max_steps=None), steps)
+    bound = dict(vars(steps)) if steps is not None else None  # run_one_step binds `steps` to the copies ...
+    try:
+        with (torch.random.fork_rng(devices=devices),
+              torch.autograd.graph.saved_tensors_hooks(meter.pack, meter.unpack)):
+            run_one_step(g_copy, d_copy, batch if len(batch) > 1 else batch[0],
+                         replace(config, amp="off", channels_last=False, compile=False, max_steps=None), steps)
+    finally:  # ... so give it back its own run (networks, optimisers, EMA), or the caller would train the copies
+        if bound is not None:
+            vars(steps).clear()
+            vars(steps).update(bound)
     parameters = _parameter_bytes(generator, discriminator)
     trainable = sum(p.numel() * 4 for m in (generator, discriminator) for p in m.parameters() if p.requires_grad)
     return MemoryEstimate(parameters=parameters, optimiser_and_gradients=3 * trainable, activations=meter.peak,
