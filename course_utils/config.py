@@ -392,6 +392,48 @@ class OpenChallengesSettings:
     dice_margin: float = 0.1  # diversity / nearest-train Dice more than this above the real value: collapse / copies
 
 
+@dataclass(frozen=True)
+class GenerativeComparisonSettings:
+    """Notebook 10: a GAN, a diffusion model and a flow-matching model on the same images with the same budget.
+
+    Every run's length is in epochs, chosen so that each of the three takes about `budget_seconds` of training
+    on the reference machine (one thread of a 2-core laptop CPU for `cpu`); the notebook prints the measured
+    time of every run next to the budget, so a learner on another device sees whether the budgets still match.
+    """
+
+    dataset: str  # MedMNIST flag (PneumoniaMNIST: 4,708 training images, 2 classes)
+    image_size: int
+    gan_width: int  # notebook 04's ConditionalGenerator / ProjectionDiscriminator
+    denoiser_width: int  # TimeConditionedUNet, about the GAN generator's parameter count
+    gan: TrainConfig  # the non-saturating loss with DCGAN's Adam (notebook 08's lowest-FD objective)
+    denoiser: TrainConfig  # diffusion and flow matching alike (the same network costs the same per step)
+    budget_seconds: float  # the training time per run that `gan` and `denoiser` were sized for (reference machine)
+    seeds: tuple[int, ...]
+    eval_samples: int  # images per set for the metrics (capped by the held-out floor)
+    sample_steps: int  # network evaluations per image of the denoisers in the table (DDIM / Euler steps)
+    step_sweep: tuple[int, ...]  # sampling steps for the quality-vs-steps figure
+    sweep_samples: int  # images per point of that figure
+    classifier: DomainClassifierSettings  # the feature network (notebook 08's recipe, so its cache is shared)
+    # small data: memorisation on BreastMNIST (546 training images)
+    small_dataset: str
+    small_gan: TrainConfig
+    small_denoiser: TrainConfig
+    small_budget_seconds: float
+    small_seeds: tuple[int, ...]
+    small_classifier: DomainClassifierSettings
+    k: int = 5  # neighbours for precision/recall and density/coverage (as in notebook 03)
+    audit_percentile: float = 1.0
+    near_copy_ratio: float = 0.5  # floor images closer than this x the median to a training image are left out
+    train_fraction: float = 1.0  # share of the training split used
+    ema_decay: float = 0.995  # the denoisers sample with an exponential moving average of their weights
+    num_train_steps: int = 1000  # diffusion's T (cosine schedule)
+
+
+def _denoiser_adam(num_epochs: int, batch_size: int, lr: float = 5e-4) -> TrainConfig:
+    """The denoisers' Adam, betas (0.9, 0.999), learning rate `lr` (`lr_d` is unused: there is no critic)."""
+    return TrainConfig(num_epochs=num_epochs, batch_size=batch_size, lr_g=lr, lr_d=lr, betas=(0.9, 0.999))
+
+
 def _ttur(num_epochs: int, batch_size: int) -> TrainConfig:
     """TTUR: Adam (0, 0.9), critic 4e-4, generator 1e-4 (Heusel et al.'s rule with SAGAN's pair; not WGAN-GP's own
     recipe, which is 1e-4 for both networks and 5 critic steps per generator step)."""
@@ -581,17 +623,55 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             volume_train_fraction=1.0,
         ),
     },
+    "10_gan_vs_diffusion_vs_flow": {
+        "smoke": GenerativeComparisonSettings(
+            dataset="pneumoniamnist", image_size=28, gan_width=8, denoiser_width=8,
+            gan=TrainConfig(num_epochs=1, batch_size=32), denoiser=_denoiser_adam(1, 32, lr=1e-3),
+            budget_seconds=2, ema_decay=0.9, train_fraction=0.05, seeds=(0, 1), eval_samples=64, sample_steps=4,
+            step_sweep=(1, 4), sweep_samples=32, classifier=DomainClassifierSettings(num_epochs=1, train_fraction=0.1),
+            small_dataset="breastmnist", small_gan=TrainConfig(num_epochs=1, batch_size=32),
+            small_denoiser=_denoiser_adam(1, 32, lr=1e-3), small_budget_seconds=1, small_seeds=(0, 1),
+            small_classifier=DomainClassifierSettings(num_epochs=1),
+        ),
+        # sized on the dev machine (2-core CPU, one thread, quiet): a GAN epoch 2.7 s (73 steps of 64), a
+        # denoiser epoch 21 s (147 steps of 32); BreastMNIST 0.4 s and 2.5 s. Short runs: lr 1e-3 and a short EMA
+        # (0.98, a half-life of 34 steps) let the denoisers learn within the budget (tried on seed 0, 42 s each)
+        # (the GAN keeps notebook 08's recipe; the first cpu run: GAN 42.4 s, diffusion 39.3 s, flow 42.4 s per run)
+        "cpu": GenerativeComparisonSettings(
+            dataset="pneumoniamnist", image_size=28, gan_width=16, denoiser_width=16,
+            gan=TrainConfig(num_epochs=14, batch_size=64), denoiser=_denoiser_adam(2, 32, lr=1e-3),
+            budget_seconds=40, seeds=(0, 1, 2), eval_samples=300, sample_steps=8, step_sweep=(1, 2, 4, 8, 16, 32),
+            sweep_samples=150, classifier=DomainClassifierSettings(num_epochs=8), ema_decay=0.98,
+            small_dataset="breastmnist", small_gan=TrainConfig(num_epochs=22, batch_size=32),
+            small_denoiser=_denoiser_adam(4, 32, lr=1e-3), small_budget_seconds=10, small_seeds=(0, 1, 2),
+            small_classifier=DomainClassifierSettings(num_epochs=15),
+        ),
+        # not yet measured on a GPU: the notebook prints each run's time beside budget_seconds. Width 32 at 64 px
+        # (1.1 M vs 1.0 M parameters) and denoiser batches of 32 keep the capped CPU check of these settings short
+        "gpu": GenerativeComparisonSettings(
+            dataset="pneumoniamnist", image_size=64, gan_width=32, denoiser_width=32,
+            gan=TrainConfig(num_epochs=100, batch_size=128), denoiser=_denoiser_adam(40, 32),
+            budget_seconds=300, seeds=(0, 1, 2, 3, 4), eval_samples=600, sample_steps=16,
+            step_sweep=(1, 2, 4, 8, 16, 32, 64), sweep_samples=500, classifier=DomainClassifierSettings(num_epochs=10),
+            small_dataset="breastmnist", small_gan=TrainConfig(num_epochs=400, batch_size=32),
+            small_denoiser=_denoiser_adam(400, 32), small_budget_seconds=120,
+            small_seeds=(0, 1, 2, 3, 4), small_classifier=DomainClassifierSettings(num_epochs=20),
+        ),
+    },
 }
 
 CAPPED_COUNTS: tuple[str, ...] = ("num_steps", "dstar_steps", "timing_steps", "small_sample_draws",
                                    "bootstrap_resamples", "two_sample_steps", "lesion_sites", "lesion_draws",
-                                   "xray_exposures", "shortcut_steps", "volume_samples")
+                                   "xray_exposures", "shortcut_steps", "volume_samples", "sample_steps")
 CAPPED_SEEDS: tuple[str, ...] = ("seeds", "small_seeds", "stress_seeds")
 CAPPED_REPEATS: tuple[str, ...] = ("folds", "hippocampus_cases", "max_train_cases", "max_eval_cases")  # at most 2
 CAPPED_SUBJECTS: tuple[str, ...] = ("subjects",)  # 05's split by case: 20 cases (None = all), enough to resample
 CAPPED_TO_ONE: tuple[str, ...] = ("repeats",)  # repeated cross-validation runs once (its folds are unit-tested)
 CAPPED_SEQUENCES: tuple[str, ...] = ("fractions", "nlm_h_factors", "nlm_patch_distances",
-                                     "adversarial_weights")  # first and last kept
+                                     "adversarial_weights")
+CAPPED_STEP_SEQUENCES: tuple[str, ...] = ("step_sweep",)  # first and last kept, each at most the cap
+CAPPED_SAMPLES: tuple[str, ...] = ("eval_samples", "sweep_samples")  # at most SAMPLE_CAP images scored
+SAMPLE_CAP = 96  # the smoke profile's eval_samples: every notebook's scoring is known to work with it  # first and last kept
 
 
 def apply_step_cap(settings: Any, cap: int) -> Any:
@@ -602,7 +682,9 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
     named in `CAPPED_COUNTS` are at most `cap`, every domain classifier trains one epoch, seed lists keep their
     first two seeds, the repeats in `CAPPED_REPEATS` (folds, subjects) are at most two, 05's split by case in
     `CAPPED_SUBJECTS` uses 20 cases, those in `CAPPED_TO_ONE` (repeated cross-validation) one, and the sequences in
-    `CAPPED_SEQUENCES` (learning-curve fractions) keep their first and last value. Image sizes, widths,
+    `CAPPED_SEQUENCES` (learning-curve fractions) keep their first and last value, those in
+    `CAPPED_STEP_SEQUENCES` (sampling steps) their first and last at most `cap`, and `CAPPED_SAMPLES` (images
+    scored) at most `SAMPLE_CAP`. Image sizes, widths,
     batch sizes, data files and the code paths stay exactly those of a full run; the numbers are meaningless.
     """
     require_int(cap, "step cap")
@@ -627,6 +709,10 @@ def apply_step_cap(settings: Any, cap: int) -> Any:
             changes[field.name] = 1
         elif field.name in CAPPED_SEQUENCES and isinstance(value, tuple) and len(value) > 2:
             changes[field.name] = (value[0], value[-1])
+        elif field.name in CAPPED_STEP_SEQUENCES and isinstance(value, tuple) and value:
+            changes[field.name] = tuple(sorted({min(value[0], cap), min(value[-1], cap)}))
+        elif field.name in CAPPED_SAMPLES and isinstance(value, int):
+            changes[field.name] = min(value, SAMPLE_CAP)
     return dataclasses.replace(settings, **changes)
 
 
@@ -643,7 +729,7 @@ def step_cap() -> int | None:
 NotebookName = Literal[
     "00_setup_and_data", "01_gan_theory_and_loss_math", "02_dcgan_medmnist", "03_evaluating_gans",
     "04_conditional_gan_augmentation", "05_srgan_mri_super_resolution", "06_denoising_gan", "07_segmentation_gan",
-    "08_stabilizing_gans", "09_open_challenges",
+    "08_stabilizing_gans", "09_open_challenges", "10_gan_vs_diffusion_vs_flow",
 ]
 
 
@@ -670,6 +756,9 @@ def settings_for(notebook: Literal["08_stabilizing_gans"], profile: str | None =
 @overload
 def settings_for(notebook: Literal["09_open_challenges"],
                  profile: str | None = None) -> OpenChallengesSettings: ...
+@overload
+def settings_for(notebook: Literal["10_gan_vs_diffusion_vs_flow"],
+                 profile: str | None = None) -> GenerativeComparisonSettings: ...
 @overload
 def settings_for(notebook: str, profile: str | None = None) -> Any: ...
 

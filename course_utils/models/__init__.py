@@ -7,13 +7,15 @@
 `srgan` (notebook 05): `SRResNetGenerator`, `SRGANDiscriminator`; `perceptual`: VGG and domain feature maps.
 `unet`, `critics` (notebooks 06, 07): `UNet`, `PatchGANCritic`.
 `dcgan3d` (notebook 09): `DCGANGenerator3D`, `DCGANDiscriminator3D` for MedMNIST 3-D volumes.
+`denoiser` (notebook 10): `TimeConditionedUNet`, the network of the diffusion and flow-matching models.
 """
 
 from course_utils.models.conditional import ConditionalGenerator, ProjectionDiscriminator
 from course_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator, init_dcgan_weights
 from course_utils.models.dcgan3d import DCGANDiscriminator3D, DCGANGenerator3D
+from course_utils.models.denoiser import TimeConditionedUNet
 
 __all__ = [
     "ConditionalGenerator", "DCGANDiscriminator", "DCGANDiscriminator3D", "DCGANGenerator",
-    "DCGANGenerator3D", "ProjectionDiscriminator", "init_dcgan_weights",
+    "DCGANGenerator3D", "ProjectionDiscriminator", "TimeConditionedUNet", "init_dcgan_weights",
 ]

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from course_utils.checks import require_int
+from course_utils.models.conditional import check_labels
 from course_utils.models.dcgan import DCGANGenerator
 
 SMALL_SIZE = 28
@@ -107,6 +108,9 @@ class TimeConditionedUNet(nn.Module):
 
     Introduced in notebook 10. `width` is the channel count at full resolution; `multipliers` scale it per
     resolution (default `default_multipliers(image_size)`); one residual block per level on each side.
+    With `num_classes`, it is class-conditional: `model(x, time, labels)` with int64 labels `(B,)`, whose learned
+    embedding is added to the time embedding, so every block sees the class (`with_labels` binds labels for
+    the samplers, which call `model(x, time)`).
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class TimeConditionedUNet(nn.Module):
         channels: int = 1,
         width: int = 32,
         multipliers: tuple[int, ...] | None = None,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         self.image_size = _check_image_size(image_size)
@@ -136,6 +141,9 @@ class TimeConditionedUNet(nn.Module):
         widths = [width * m for m in multipliers]  # e.g. [32, 64, 64]
         time_dim = 4 * width
         self.time_mlp = nn.Sequential(nn.Linear(width, time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.num_classes = None if num_classes is None else require_int(num_classes, "num_classes", example="2")
+        # class-conditional: a learned vector per class, added to the time embedding (as in guided diffusion)
+        self.label_embedding = None if num_classes is None else nn.Embedding(num_classes, time_dim)
         self.conv_in = nn.Conv2d(channels, width, 3, padding=1)
         self.down_blocks = nn.ModuleList()
         self.downsamplers = nn.ModuleList()
@@ -159,8 +167,9 @@ class TimeConditionedUNet(nn.Module):
             nn.GroupNorm(_groups(c), c), nn.SiLU(), nn.Conv2d(c, channels, 3, padding=1)
         )
 
-    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """Prediction `(B, C, S, S)` for noised images `x` `(B, C, S, S)` at times `time` `(B,)` in [0, 1]."""
+    def forward(self, x: torch.Tensor, time: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Prediction `(B, C, S, S)` for noised images `x` `(B, C, S, S)` at times `time` `(B,)` in [0, 1]
+        (and, for a class-conditional network, of classes `labels` `(B,)`)."""
         expected = (self.channels, self.image_size, self.image_size)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             raise ValueError(
@@ -174,6 +183,16 @@ class TimeConditionedUNet(nn.Module):
                 f"{shape}. Use torch.full((B,), t) for one time for the whole batch."
             )
         embedding = self.time_mlp(sinusoidal_embedding(time, self.width))  # (B, 4w)
+        if self.label_embedding is not None:
+            if labels is None:
+                raise ValueError(
+                    f"this denoiser is class-conditional ({self.num_classes} classes): call model(x, time, labels) "
+                    "with int64 labels (B,), or bind them for a sampler with with_labels(model, labels)."
+                )
+            labels = check_labels(labels, x.shape[0], self.num_classes, "TimeConditionedUNet")
+            embedding = embedding + self.label_embedding(labels)  # (B, 4w)
+        elif labels is not None:
+            raise ValueError("this denoiser is unconditional (num_classes=None); call it as model(x, time).")
         h = self.conv_in(x)  # (B, w, S, S)
         skips = []
         for level, block in enumerate(self.down_blocks):
@@ -187,6 +206,23 @@ class TimeConditionedUNet(nn.Module):
                 h = self.upsamplers[index - 1](h)  # (B, c, 2h, 2w)
             h = block(torch.cat([h, skips.pop()], dim=1), embedding)
         return self.head(h)  # (B, C, S, S)
+
+
+class LabelledDenoiser(nn.Module):
+    """A class-conditional denoiser with its labels bound: `forward(x, time)` is `model(x, time, labels)`."""
+
+    def __init__(self, model: TimeConditionedUNet, labels: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.labels = model, labels
+
+    def forward(self, x: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's prediction for `x` `(B, C, S, S)` with the bound labels `(B,)`."""
+        return self.model(x, time, self.labels.to(x.device))
+
+
+def with_labels(model: nn.Module, labels: torch.Tensor | None) -> nn.Module:
+    """`model` for the samplers (`model(x, time)`): unchanged without labels, else with `labels` `(B,)` bound."""
+    return model if labels is None else LabelledDenoiser(model, labels)
 
 
 def parameter_count(module: nn.Module) -> int:

@@ -38,7 +38,7 @@ from course_utils.losses import (
     g_loss_non_saturating,
     g_loss_wasserstein,
 )
-from course_utils.metrics.distribution import density_coverage, frechet_distance, precision_recall
+from course_utils.metrics.distribution import density_coverage, frechet_distance, kid, precision_recall
 from course_utils.metrics.features import extract_features
 from course_utils.metrics.memorisation import memorisation_audit
 from course_utils.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -180,6 +180,9 @@ def generate_images(generator: nn.Module, count: int, seed: int) -> torch.Tensor
 class Yardstick:
     """Notebook 03's metrics for one set of generated images against a real reference.
 
+    `score` gives domain-FD, KID (unbiased, on the same domain features), precision, recall, density,
+    coverage, the audit's flagged fraction ("memorised") and, with `pca`, the pixel-PCA Fréchet distance.
+
     `classifier`: the domain classifier (its features); `train_pixels`: the training images in [0, 1] (the
     audit's search set); `baseline`: held-out real images in [0, 1] without copies of training images (the
     audit's threshold); `pca`: optional, a fitted `sklearn.decomposition.PCA` of the training pixels for a
@@ -204,7 +207,8 @@ class Yardstick:
         dc = density_coverage(real_features, fake_features, k=self.k)
         audit = memorisation_audit(images.float() / 255, self.train_pixels, self.baseline,
                                    percentile=max(self.audit_percentile, 100 / len(self.baseline)), num_pairs=0)
-        scores = {"domain-FD": fd, "precision": pr["precision"], "recall": pr["recall"],
+        scores = {"domain-FD": fd, "KID": kid(real_features, fake_features)["kid"],
+                  "precision": pr["precision"], "recall": pr["recall"],
                   "density": dc["density"], "coverage": dc["coverage"],
                   "memorised": audit["fraction_suspiciously_close"]}
         if self.pca is not None:

@@ -281,12 +281,18 @@ def ddim_step(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     clip_x0: bool = True,
+    clipped_eps: bool = False,
 ) -> torch.Tensor:
     """One DDIM step x_t → x_{t_prev} (t_prev < t; -1 means "to the clean image", ᾱ = 1) (notebook 10).
 
     x_{t_prev} = √ᾱ_prev · x̂_0 + √(1 - ᾱ_prev - σ²) · ε̂ + σ z, σ = η √((1 - ᾱ_prev)/(1 - ᾱ_t) · (1 - ᾱ_t/ᾱ_prev)).
     η = 0 is deterministic (the probability-flow ODE, discretised); η = 1 has DDPM's variance. Equals MONAI's
     `DDIMScheduler.step(eps, t, x_t, eta, generator)` when that scheduler's previous step is `t_prev`.
+
+    `clipped_eps=True` (with `clip_x0`) re-derives the noise from the clipped x̂_0, ε̂ = (x_t - √ᾱ_t · x̂_0) / √(1 - ᾱ_t),
+    before the direction term (diffusers' `use_clipped_model_output`): at the noisiest steps of the cosine
+    schedule (ᾱ near 0) x̂_0 magnifies every error of ε̂ thousands of times, and the clipped x̂_0 and the raw ε̂
+    then disagree; with few sampling steps that disagreement is carried to the next step.
     """
     num_steps = len(alphas_cumprod)
     t = _check_step(t, num_steps)
@@ -303,7 +309,9 @@ def ddim_step(
     alpha_bar_prev = alpha_bar[t_prev] if t_prev >= 0 else torch.ones((), dtype=x_t.dtype, device=x_t.device)
     x0 = predict_x0(x_t, eps, alpha_bar_t)
     if clip_x0:
-        x0 = x0.clamp(-1.0, 1.0)  # (as MONAI, the direction term keeps the unclipped ε̂)
+        x0 = x0.clamp(-1.0, 1.0)  # (as MONAI, the direction term keeps the unclipped ε̂ unless clipped_eps)
+        if clipped_eps:
+            eps = (x_t - alpha_bar_t.sqrt() * x0) / (1.0 - alpha_bar_t).sqrt()
     sigma = eta * ((1.0 - alpha_bar_prev) / (1.0 - alpha_bar_t) * (1.0 - alpha_bar_t / alpha_bar_prev)).sqrt()
     x_prev = alpha_bar_prev.sqrt() * x0 + (1.0 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps
     if eta > 0:
@@ -363,6 +371,7 @@ def ddim_sample(
     noise: torch.Tensor | None = None,
     clip_x0: bool = True,
     device: torch.device | str | None = None,
+    clipped_eps: bool = False,
 ) -> torch.Tensor:
     """Images `shape` in [-1, 1] from `steps` network evaluations of DDIM (deterministic with η = 0; notebook 10).
 
@@ -376,7 +385,8 @@ def ddim_sample(
     for index, t in enumerate(timesteps):
         t_prev = timesteps[index + 1] if index + 1 < len(timesteps) else -1
         eps = call_model(model, x, model_time(t, len(alphas_cumprod), x.shape[0], device))
-        x = ddim_step(eps, t, t_prev, x, alphas_cumprod, eta=eta, generator=generator, clip_x0=clip_x0)
+        x = ddim_step(eps, t, t_prev, x, alphas_cumprod, eta=eta, generator=generator, clip_x0=clip_x0,
+                      clipped_eps=clipped_eps)
     return x
 
 

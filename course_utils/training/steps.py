@@ -14,6 +14,8 @@ A step object defines `d_step` (the critic's update) and `g_step` (the generator
   (SRResNet / the L1 U-Net with `adversarial_weight=0`; SRGAN with features and an unconditional critic;
   pix2pix with `conditional=True`, a critic that sees the input and the output stacked as channels).
 - `SegmentationSteps` (notebook 07): a segmenter with Dice + cross-entropy and an (image, mask) critic.
+- `DenoiserSteps` (notebook 10): no critic; a diffusion (noise-prediction) or flow-matching (velocity) regression
+  step with an EMA of the weights, sampled by `sample_denoiser`.
 
 `PairedSteps` and `SegmentationSteps` train their critic in the same way (`GANSteps.critic_step_on_pairs`):
 real pairs against generated ones, minimax loss on the critic's logits. As in `DCGANSteps`, the d-step's
@@ -23,6 +25,7 @@ generator output is reused by the g-step (one generator pass per step).
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -48,6 +51,14 @@ from course_utils.losses import (
     zero_centred_gradient_penalty,
 )
 from course_utils.models.conditional import check_labels, snapshot_labels
+from course_utils.models.denoiser import with_labels
+from course_utils.training.diffusion import (
+    alphas_cumprod,
+    cosine_beta_schedule,
+    ddim_sample,
+    noise_prediction_loss,
+)
+from course_utils.training.flow_matching import euler_sample, velocity_loss
 from course_utils.training.mask_encoding import MaskEncoding, check_encoding, encode_prediction, encode_truth
 
 if TYPE_CHECKING:
@@ -646,5 +657,129 @@ class SegmentationSteps(GANSteps):
         return logs
 
 
-__all__ = ["ConditionalGANSteps", "DCGANSteps", "GANSteps", "PairedSteps", "RelativisticSteps", "SegmentationSteps",
-           "StepContext", "mask_to_model_range"]
+
+# ----------------------------------------------------------------------------- diffusion and flow matching (notebook 10)
+
+DENOISER_OBJECTIVES: tuple[str, ...] = ("diffusion", "flow matching")
+
+
+class DenoiserSteps(GANSteps):
+    """One update of a denoiser with DDPM's noise-prediction loss or the flow-matching velocity loss (notebook 10).
+
+    No critic: `train_gan` is run with a placeholder discriminator (`course_utils.training.supervised.NoCritic`)
+    for its checkpoints, exact resume, timing and snapshots, and `d_step` does nothing. The g-step is one
+    regression step (`noise_prediction_loss` with the cosine schedule of `num_train_steps` steps, or
+    `velocity_loss`), followed by an exponential moving average of the weights (`ema_decay`; the EMA copy is
+    what samples, as in DDPM, and it is saved in the checkpoint). Batches are images, or `(images, labels)`
+    for a class-conditional denoiser (`num_classes`). Snapshots: `snapshot_steps` sampler steps (DDIM for
+    diffusion, Euler for flow matching) from fixed image-shaped noise; logs `loss`.
+    """
+
+    def __init__(self, objective: str, image_shape: tuple[int, int, int], num_classes: int | None = None,
+                 num_train_steps: int = 1000, ema_decay: float = 0.995, snapshot_steps: int = 8) -> None:
+        if objective not in DENOISER_OBJECTIVES:
+            raise ValueError(f"objective must be one of {DENOISER_OBJECTIVES}; got {objective!r}.")
+        if not (isinstance(image_shape, tuple | list) and len(image_shape) == 3
+                and all(isinstance(n, int) and n > 0 for n in image_shape)):
+            raise ValueError(f"image_shape must be (channels, height, width), e.g. (1, 28, 28); got {image_shape!r}.")
+        if isinstance(ema_decay, bool) or not isinstance(ema_decay, int | float) or not 0 <= ema_decay < 1:
+            raise ValueError(f"ema_decay must be a number in [0, 1) such as 0.995; got {ema_decay!r}.")
+        self.objective, self.image_shape = objective, tuple(int(n) for n in image_shape)
+        self.num_classes = None if num_classes is None else require_int(num_classes, "num_classes", example="2")
+        self.num_train_steps = require_int(num_train_steps, "num_train_steps", example="1000")
+        self.ema_decay = float(ema_decay)
+        self.snapshot_steps = require_int(snapshot_steps, "snapshot_steps", example="8")
+        self.alphas_cumprod = alphas_cumprod(cosine_beta_schedule(self.num_train_steps))  # (T,)
+        self.ema: nn.Module | None = None
+        self.updates = 0  # optimiser steps so far (the EMA's warm-up)
+
+    def settings(self) -> dict[str, Any]:
+        """Options a resumed run must share."""
+        return {"type": type(self).__name__, "objective": self.objective, "ema_warmup": "(1+n)/(10+n)", "image_shape": list(self.image_shape),
+                "num_classes": self.num_classes, "num_train_steps": self.num_train_steps,
+                "ema_decay": self.ema_decay, "snapshot_steps": self.snapshot_steps}
+
+    def bind(self, context: StepContext) -> None:
+        """Attach the run and make the EMA copy of the denoiser (on its device, no gradients)."""
+        super().bind(context)
+        self.ema = copy.deepcopy(context.generator_module).requires_grad_(False).eval()
+        self.alphas_cumprod = self.alphas_cumprod.to(context.device)
+
+    def make_fixed_noise(self, config: TrainConfig, device: torch.device) -> torch.Tensor:
+        """Image-shaped noise `(num_samples, C, H, W)` for the snapshots, identical on every device for a seed."""
+        rng = torch.Generator().manual_seed(config.seed + FIXED_NOISE_OFFSET)
+        return torch.randn(config.num_samples, *self.image_shape, generator=rng).to(device)
+
+    def _unpack(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(images (B, C, H, W) in [-1, 1], labels (B,) or None), checked against `num_classes`."""
+        if self.num_classes is None:
+            if isinstance(batch, tuple | list):
+                raise ValueError("this denoiser is unconditional: train it on images only, not (images, labels).")
+            return batch, None
+        if not isinstance(batch, tuple | list) or len(batch) != 2:
+            raise ValueError("a class-conditional denoiser needs labelled batches: train_gan(..., data=(images, "
+                             "labels), ...) with one integer class label per image.")
+        images, labels = batch
+        return images, check_labels(labels, images.shape[0], self.num_classes, "DenoiserSteps")
+
+    def d_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Nothing: a denoiser has no critic."""
+        return {}
+
+    def g_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        """One regression step on the batch, then the EMA update."""
+        images, labels = self._unpack(batch)
+        model = self.generator if labels is None else functools.partial(self.generator, labels=labels)
+        rng = self.context.noise_rng
+        with self.autocast():
+            if self.objective == "diffusion":
+                loss = noise_prediction_loss(model, images, self.alphas_cumprod, generator=rng)
+            else:
+                loss = velocity_loss(model, images, generator=rng)
+        self.optimise(loss, "g")
+        self.updates += 1
+        decay = min(self.ema_decay, (1 + self.updates) / (10 + self.updates))  # warm-up: early weights fade fast
+        with torch.no_grad():
+            for average, current in zip(self.ema.parameters(), self.context.generator_module.parameters(),
+                                        strict=True):
+                average.lerp_(current, 1.0 - decay)
+        return {"loss": loss.detach()}
+
+    def sample(self, fixed_noise: torch.Tensor) -> torch.Tensor:
+        """Snapshot: the EMA denoiser's samples from the fixed noise (labelled 0, 1, ..., K-1, 0, ...)."""
+        labels = None if self.num_classes is None else snapshot_labels(fixed_noise.shape[0], self.num_classes)
+        return sample_denoiser(self.objective, self.ema, fixed_noise, self.snapshot_steps, self.alphas_cumprod,
+                               labels)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The EMA weights (checkpointed with the run)."""
+        return {"ema": self.ema.state_dict(), "updates": self.updates} if self.ema is not None else {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the EMA weights."""
+        if "ema" in state and self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+            self.updates = int(state["updates"])
+
+
+@torch.no_grad()
+def sample_denoiser(objective: str, model: nn.Module, noise: torch.Tensor, steps: int,
+                    alphas_cumprod: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Images in [-1, 1] (same shape as `noise`) from a trained denoiser in `steps` network evaluations.
+
+    Diffusion: deterministic DDIM from x_T = `noise` (`alphas_cumprod` of its training schedule), x̂_0 clipped and
+    ε̂ re-derived from it (`ddim_step(clipped_eps=True)`, needed at few steps of the cosine schedule); flow
+    matching: Euler steps from x_0 = `noise`, clipped to [-1, 1]. `labels` `(B,)` for a class-conditional model.
+    """
+    if objective not in DENOISER_OBJECTIVES:
+        raise ValueError(f"objective must be one of {DENOISER_OBJECTIVES}; got {objective!r}.")
+    bound = with_labels(model, labels)
+    if objective == "diffusion":
+        if alphas_cumprod is None:
+            raise ValueError("diffusion sampling needs the training schedule's alphas_cumprod (T,).")
+        return ddim_sample(bound, noise.shape, steps, alphas_cumprod.to(noise.device), noise=noise,
+                           device=noise.device, clipped_eps=True)
+    return euler_sample(bound, noise.shape, steps, noise=noise, device=noise.device).clamp(-1.0, 1.0)
+
+__all__ = ["DENOISER_OBJECTIVES", "ConditionalGANSteps", "DCGANSteps", "DenoiserSteps", "GANSteps", "PairedSteps",
+           "RelativisticSteps", "SegmentationSteps", "StepContext", "mask_to_model_range", "sample_denoiser"]

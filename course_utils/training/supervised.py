@@ -306,7 +306,7 @@ def _recompute_batch_norm_statistics(model: DomainClassifier, images: torch.Tens
 # ----------------------------------------------------------------------------- pixel-loss pretraining (notebooks 05, 06)
 
 
-class _NoCritic(nn.Module):
+class NoCritic(nn.Module):
     """A placeholder critic for pixel-only training (`train_gan` builds an optimiser for it; it is never called)."""
 
     def __init__(self) -> None:
@@ -327,9 +327,9 @@ def train_pixel_model(generator: nn.Module, inputs: torch.Tensor, targets: torch
     `config.lr_g` is the learning rate (`lr_d` is unused). The result's `generator` is the trained model.
     """
     fixed = inputs[: config.num_samples] if fixed_inputs is None else fixed_inputs
-    return train_gan(generator, _NoCritic().to(next(generator.parameters()).device), (inputs, targets), config,
+    return train_gan(generator, NoCritic().to(next(generator.parameters()).device), (inputs, targets), config,
                      steps=PairedSteps(pixel=pixel), checkpoint_dir=checkpoint_dir, fixed_noise=fixed, progress=progress)
 
 
-__all__ = ["IMBALANCE_MODES", "epoch_batches", "step_batches", "supervised_updates", "train_classifier",
+__all__ = ["IMBALANCE_MODES", "NoCritic", "epoch_batches", "step_batches", "supervised_updates", "train_classifier",
            "train_domain_classifier", "train_pixel_model", "validation_auc"]
