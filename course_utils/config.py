@@ -17,7 +17,7 @@ import dataclasses
 import math
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, overload
 
 from course_utils.checks import require_int
@@ -633,15 +633,15 @@ NOTEBOOK_SETTINGS: dict[str, dict[str, Any]] = {
             small_denoiser=_denoiser_adam(1, 32, lr=1e-3), small_budget_seconds=1, small_seeds=(0, 1),
             small_classifier=DomainClassifierSettings(num_epochs=1),
         ),
-        # sized on the dev machine (2-core CPU, one thread, quiet): a GAN epoch 2.7 s (73 steps of 64), a
-        # denoiser epoch 21 s (147 steps of 32); BreastMNIST 0.4 s and 2.5 s. Short runs: lr 1e-3 and a short EMA
-        # (0.98, a half-life of 34 steps) let the denoisers learn within the budget (tried on seed 0, 42 s each)
-        # (the GAN keeps notebook 08's recipe; the first cpu run: GAN 42.4 s, diffusion 39.3 s, flow 42.4 s per run)
+        # sized on the dev machine (2-core CPU, one thread): a GAN epoch 2.7-3.6 s (73 steps of 64), a denoiser
+        # step 0.14-0.17 s (batch 32); BreastMNIST 0.4 s and 2.5 s per epoch. Short runs: lr 1e-3 and a short EMA
+        # (0.98, a half-life of 34 steps, warmed up) let the denoisers learn within the budget (tried on seed 0)
         "cpu": GenerativeComparisonSettings(
             dataset="pneumoniamnist", image_size=28, gan_width=16, denoiser_width=16,
-            gan=TrainConfig(num_epochs=14, batch_size=64), denoiser=_denoiser_adam(2, 32, lr=1e-3),
-            budget_seconds=40, seeds=(0, 1, 2), eval_samples=300, sample_steps=8, step_sweep=(1, 2, 4, 8, 16, 32),
-            sweep_samples=150, classifier=DomainClassifierSettings(num_epochs=8), ema_decay=0.98,
+            gan=TrainConfig(num_epochs=11, batch_size=64),
+            denoiser=replace(_denoiser_adam(2, 32, lr=1e-3), max_steps=110),  # 220 steps
+            budget_seconds=33, seeds=(0, 1, 2), eval_samples=300, sample_steps=8, step_sweep=(1, 2, 4, 8, 16, 32),
+            sweep_samples=100, classifier=DomainClassifierSettings(num_epochs=8), ema_decay=0.98,
             small_dataset="breastmnist", small_gan=TrainConfig(num_epochs=22, batch_size=32),
             small_denoiser=_denoiser_adam(4, 32, lr=1e-3), small_budget_seconds=10, small_seeds=(0, 1, 2),
             small_classifier=DomainClassifierSettings(num_epochs=15),
