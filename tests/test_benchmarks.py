@@ -24,3 +24,14 @@ def test_throughput_benchmark_reports_both_loops(tmp_path, monkeypatch, capsys):
     assert abs(numbers["ratio"] - numbers["course"] / numbers["classic"]["0"]) < 1e-9
     assert numbers["step_gflop"] > 0 and numbers["matmul_gflops_per_s"] > 0 and "the step reaches" in printed
     assert numbers["fraction_of_matmul"] == pytest.approx(numbers["step_gflops_per_s"] / numbers["matmul_gflops_per_s"], rel=1e-12)
+
+
+def test_cpu_thread_benchmark_times_every_workload(tmp_path, monkeypatch, capsys):
+    script = BENCHMARK.parent / "cpu_threads.py"
+    out = tmp_path / "threads.json"
+    monkeypatch.setattr(sys, "argv", [str(script), "--threads", "1", "--warmup", "0", "--repeats", "1",
+                                      "--json", str(out)])
+    module = runpy.run_path(str(script), run_name="__main__")
+    rows = json.loads(out.read_text())
+    assert len(rows) == 2 * len(module["WORKLOADS"]) and all(row["seconds"]["1"] > 0 for row in rows)
+    assert "speed-up" in capsys.readouterr().out

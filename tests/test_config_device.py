@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 
 import numpy as np
@@ -114,6 +115,25 @@ def test_pick_device_on_this_machine_and_bad_request(monkeypatch):
     assert device.pick_device() == torch.device("cpu")
     with pytest.raises(RuntimeError, match="no CUDA GPU"):
         device.pick_device("cuda")
+
+
+def test_use_cpu_threads_takes_every_core_or_the_override(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(device.CPU_THREADS_ENV, raising=False)
+        monkeypatch.setattr(device, "usable_cores", lambda: 2)
+        assert device.use_cpu_threads(torch.device("cpu")) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv(device.CPU_THREADS_ENV, "1")
+        assert device.use_cpu_threads(torch.device("cpu")) == 1 and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        assert device.use_cpu_threads(torch.device("cuda")) == 2  # a GPU run leaves the CPU threads alone
+        for bad in ("0", "two", "-1"):
+            monkeypatch.setenv(device.CPU_THREADS_ENV, bad)
+            with pytest.raises(ValueError, match="COURSE_CPU_THREADS"):
+                device.use_cpu_threads(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
+    assert 1 <= device.usable_cores() <= (os.cpu_count() or 1)
 
 
 def test_environment_report_names_the_profile(monkeypatch):
