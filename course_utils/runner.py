@@ -45,6 +45,7 @@ class NotebookRun:
     fallbacks: tuple[str, ...]
     memory_bytes: int = 0  # the largest accelerator memory estimate of its training runs (COURSE_MEMORY_ESTIMATE=1)
     failure: str = ""  # for a failed notebook: where it failed and the end of the traceback (several lines)
+    peak_ram_bytes: int | None = None  # the kernel's peak resident memory (Linux: VmHWM; None where unknown)
 
 
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -203,11 +204,40 @@ def _table_cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def peak_resident_bytes(pid: int | None) -> int | None:
+    """The peak resident memory of process `pid` so far (Linux's VmHWM), or None where the OS does not say."""
+    if pid is None:
+        return None
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # kB
+    return None
+
+
+class KernelMemory:
+    """The peak resident memory of a notebook's kernel, read after every cell (the kernel is gone afterwards)."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.peak_bytes: int | None = None
+
+    def on_cell_executed(self, **_: object) -> None:
+        provisioner = getattr(getattr(self.client, "km", None), "provisioner", None)
+        peak = peak_resident_bytes(getattr(provisioner, "pid", None))
+        if peak is not None:
+            self.peak_bytes = max(peak, self.peak_bytes or 0)
+
+
 def execute_notebook(notebook, folder: Path, profile: str, report_path: Path | None = None, timeout: int = 3600,
-                     progress: CellProgress | None = None):
+                     progress: CellProgress | None = None, memory: KernelMemory | None = None):
     """Run `notebook` top to bottom, in place, in a fresh kernel started in `folder` under `profile`.
 
-    With `progress`, nbclient tells it which cell starts (for the progress lines and the failure report).
+    With `progress`, nbclient tells it which cell starts (for the progress lines and the failure report); with
+    `memory`, the kernel's peak resident memory is read after every cell.
     """
     from nbclient import NotebookClient
 
@@ -220,9 +250,13 @@ def execute_notebook(notebook, folder: Path, profile: str, report_path: Path | N
         os.environ[REPORT_ENV] = str(report_path)
     try:
         hooks = {"on_cell_start": progress.on_cell_start} if progress is not None else {}
+        if memory is not None:
+            hooks["on_cell_executed"] = memory.on_cell_executed
         client = NotebookClient(
             notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(folder)}}, **hooks
         )
+        if memory is not None:
+            memory.client = client
         client.execute()
     finally:
         for key, value in env_backup.items():
@@ -278,9 +312,11 @@ def run_course(
               f"{planned}) ...", flush=True)
         start = time.perf_counter()
         status, failure = "ok", ""
+        kernel_memory = KernelMemory()
         try:
             with progress:
-                execute_notebook(notebook, path.parent, profile, report_path, progress=progress)
+                execute_notebook(notebook, path.parent, profile, report_path, progress=progress,
+                                 memory=kernel_memory)
         except Exception as error:  # a failing notebook is reported (its error is in the HTML); the rest still run
             status = f"failed: {failure_reason(error)}"
             failure = failure_details(error, notebook, progress.cell_index)
@@ -295,7 +331,7 @@ def run_course(
         fallbacks = tuple(sorted({f"{r['dataset']}->{r['used']}" for r in records if r["kind"] == "fallback"}))
         memory = max((int(r["bytes"]) for r in records if r["kind"] == "memory"), default=0)
         runs.append(NotebookRun(path.stem, status, seconds, headlines[-1] if headlines else "", fallbacks, memory,
-                                failure))
+                                failure, kernel_memory.peak_bytes))
     return runs
 
 
@@ -305,16 +341,21 @@ def format_summary(runs: list[NotebookRun], profile: str) -> str:
     lines = [
         f"Course run, profile `{profile}`",
         "",
-        "| notebook | status | wall time | headline | data |" + (" peak memory (est.) |" if with_memory else ""),
-        "|---|---|---:|---|---|" + ("---:|" if with_memory else ""),
+        "| notebook | status | wall time | peak RAM | headline | data |"
+        + (" peak memory (est.) |" if with_memory else ""),
+        "|---|---|---:|---:|---|---|" + ("---:|" if with_memory else ""),
     ]
     for run in runs:
         data = "fallback: " + ", ".join(run.fallbacks) if run.fallbacks else "as planned"
-        cells = [_table_cell(run.name), _table_cell(run.status), f"{run.seconds:.1f} s", _table_cell(run.headline),
-                 _table_cell(data)]
+        ram = f"{run.peak_ram_bytes / 1e9:.2f} GB" if run.peak_ram_bytes else "not measured"
+        cells = [_table_cell(run.name), _table_cell(run.status), f"{run.seconds:.1f} s", ram,
+                 _table_cell(run.headline), _table_cell(data)]
         if with_memory:
             cells.append(f"{run.memory_bytes / 1e9:.2f} GB" if run.memory_bytes else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    peaks = [run.peak_ram_bytes for run in runs if run.peak_ram_bytes]
+    lines += ["", f"Total wall time {format_seconds(sum(run.seconds for run in runs))} for {len(runs)} notebook(s)"
+              + (f"; largest peak RAM {max(peaks) / 1e9:.2f} GB" if peaks else "") + "."]
     failed = [run for run in runs if run.status != "ok"]
     if failed:
         lines += ["", "Failed notebooks (the executed copy in the build folder shows the whole traceback):"]

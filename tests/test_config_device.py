@@ -155,7 +155,7 @@ def test_summary_table_marks_fallback_data():
     runs = [runner.NotebookRun("00_setup_and_data", "ok", 12.0, "6 datasets", ()),
             runner.NotebookRun("02_dcgan_medmnist", "ok", 30.0, "FID 40", ("pneumoniamnist@28->mni152",))]
     table = runner.format_summary(runs, "cpu")
-    assert "| 00_setup_and_data | ok | 12.0 s | 6 datasets | as planned |" in table
+    assert "| 00_setup_and_data | ok | 12.0 s | not measured | 6 datasets | as planned |" in table
     assert "fallback: pneumoniamnist@28->mni152" in table
 
 

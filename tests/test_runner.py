@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -33,6 +34,10 @@ def test_run_course_reports_headline_fallback_and_failure(tmp_path):
     assert runs[0].fallbacks == ("breastmnist@28->mni152",)
     assert (build / "00_good.html").read_text().count("profile smoke") >= 1
     assert (build / "01_bad.ipynb").exists(), "a failed notebook is still written, with its error"
+    if Path("/proc/self/status").exists():  # Linux: the kernel's peak resident memory (a Python kernel: > 20 MB)
+        assert all(r.peak_ram_bytes and r.peak_ram_bytes > 20e6 for r in runs), [r.peak_ram_bytes for r in runs]
+    summary = runner.format_summary(runs, "smoke")
+    assert "Total wall time" in summary and "largest peak RAM" in summary
 
 
 def test_strip_outputs_removes_every_output():
@@ -70,7 +75,7 @@ def test_summary_gives_the_exception_text_on_one_line(tmp_path):
     assert "failed: ValueError: boom: a\\|b" in row, row
     table = summary.split("Failed notebooks", 1)[0]
     assert "second line" not in table, "the status stays on one line (the traceback follows the table)"
-    assert len(re.findall(r"(?<!\\)\|", row)) == 6, f"a '|' in the error broke the Markdown table: {row}"
+    assert len(re.findall(r"(?<!\\)\|", row)) == 7, f"a '|' in the error broke the Markdown table: {row}"
 
 
 class _FakeCellError(Exception):
@@ -93,7 +98,7 @@ def test_failure_reason_uses_ename_and_evalue_else_the_first_line():
 def test_summary_cells_escape_pipes_and_newlines():
     runs = [runner.NotebookRun("00_x", "failed: ValueError: a|b", 1.0, "FID 3 | IS 2\nmore", ())]
     row = next(line for line in runner.format_summary(runs, "smoke").splitlines() if line.startswith("| 00_x"))
-    assert row == "| 00_x | failed: ValueError: a\\|b | 1.0 s | FID 3 \\| IS 2 more | as planned |"
+    assert row == "| 00_x | failed: ValueError: a\\|b | 1.0 s | not measured | FID 3 \\| IS 2 more | as planned |"
 
 
 def test_empty_only_prefix_is_a_usage_error(tmp_path, monkeypatch, capsys):
