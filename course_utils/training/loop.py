@@ -374,7 +374,7 @@ class _Trainer:
         """Optimisers, scalers, memory format, compilation, noise generator and fixed noise."""
         config, device = self.config, self.device
         self.amp_dtype = resolve_amp(config.amp, device)
-        wanted = device.type == "cuda" if config.channels_last is None else config.channels_last
+        wanted = device.type in ("cuda", "cpu") if config.channels_last is None else config.channels_last
         channels_last = wanted and self.data[0].dim() == 4  # 2-D images only
         if channels_last:
             self.generator.to(memory_format=torch.channels_last)
