@@ -21,6 +21,7 @@ Introduced in notebook 04 (`04_conditional_gan_augmentation`). In every fold:
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ import numpy as np
 import torch
 
 from course_utils.augmentation.classic import ClassicAugment
+from course_utils.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    refuse_training_if_required,
+    save_checkpoint,
+)
 from course_utils.inference import predict_probabilities
 from course_utils.metrics.classification import (
     Fold,
@@ -217,6 +224,8 @@ def run_regimes(
     eval_every: int = 10,
     patience: int | None = None,
     target_sensitivity: float | None = None,
+    cache_dir: str | Path | None = None,
+    synthetic_source: str = "",
 ) -> dict[str, RegimeResult]:
     """Train and score one ResNet-18 per regime on this fold: {regime: RegimeResult}.
 
@@ -228,6 +237,12 @@ def run_regimes(
     `classification_metrics`, plus 'seconds', 'best_step', 'steps_run' and, for two classes with a
     `target_sensitivity` and a validation set, 'op sensitivity' / 'op specificity' at the threshold that reaches
     that sensitivity on the validation set.
+
+    With `cache_dir` (a folder under the checkpoint root), each regime's result (metrics, probabilities,
+    history; not the network) is saved there as `<regime>.pt` and loaded instead of retrained when its stored
+    settings match: the recipe, and SHA-256 digests of the real training, validation and evaluation images
+    and labels. The synthetic images are named by `synthetic_source` (the GAN run that made them, whose own
+    checkpoint checks its settings), not by their bytes: another machine may generate them a last bit apart.
     """
     check_fold(fold, int(images.shape[0]))
     unknown = [r for r in regimes if r not in REGIMES]
@@ -250,8 +265,25 @@ def run_regimes(
     evaluations = {"held-out": (images[test_index], labels[test_index]), **dict(extra_eval or {})}
     with_operating_point = (validation is not None and target_sensitivity is not None and num_classes == 2
                             and positive_class is not None)
+    recipe = {
+        "fold": int(fold.index), "num_classes": num_classes, "positive_class": positive_class,
+        "synthetic_ratio": float(synthetic_ratio), "steps": steps, "batch_size": batch_size, "lr": float(lr),
+        "stem": stem, "imbalance": imbalance, "seed": seed, "eval_every": eval_every, "patience": patience,
+        "target_sensitivity": target_sensitivity, "synthetic_source": synthetic_source,
+        "synthetic_count": int(synthetic_labels_.numel()),
+        "data": {name: _digest(*pair) for name, pair in
+                 {"train": (images[train_index], labels[train_index]),
+                  **({"validation": validation} if validation is not None else {}), **evaluations}.items()},
+    }
     results: dict[str, RegimeResult] = {}
     for regime in regimes:
+        cache = Path(cache_dir) / f"{_regime_slug(regime)}.pt" if cache_dir is not None else None
+        cached = _load_regime(cache, {"regime": regime, **recipe}) if cache is not None else None
+        if cached is not None:
+            results[regime] = cached
+            continue
+        if cache is not None:
+            refuse_training_if_required(cache.parent, f"no cached result {cache.name} for these settings")
         train_images, train_labels, augment = data[regime]
         started = time.perf_counter()
         with torch.random.fork_rng(devices=_fork_devices(device)):
@@ -275,7 +307,50 @@ def run_regimes(
                                                               threshold))
             probabilities[name] = scores
         results[regime] = RegimeResult(metrics, probabilities, history)
+        if cache is not None:
+            state = {"metrics": metrics, "history": _plain_history(history),
+                     "probabilities": {name: torch.from_numpy(p) for name, p in probabilities.items()}}
+            save_checkpoint(cache, state, {"regime": regime, **recipe})
     return results
+
+
+def _digest(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """SHA-256 of a set's images and labels (their bytes, shapes and dtypes)."""
+    hasher = hashlib.sha256()
+    for tensor in (images, labels):
+        tensor = tensor.detach().cpu().contiguous()
+        hasher.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+        hasher.update(tensor.numpy().tobytes())
+    return hasher.hexdigest()
+
+
+def _regime_slug(regime: str) -> str:
+    """'real + classic aug' -> 'real_classic_aug': a regime's cache file name."""
+    return "_".join("".join(c if c.isalnum() else " " for c in regime.lower()).split())
+
+
+def _plain_history(history: Mapping[str, Any]) -> dict[str, Any]:
+    """train_classifier's history with plain floats and ints only (what a weights-only load accepts)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, bool | int | float | str) or value is None:
+            return value
+        return float(value)  # numpy and torch scalars
+    return {key: plain(value) for key, value in history.items()}
+
+
+def _load_regime(path: Path, settings: dict[str, Any]) -> RegimeResult | None:
+    """The cached result at `path` when it exists and stores `settings`, else None (with the reason printed)."""
+    if not path.exists():
+        return None
+    try:
+        state = load_checkpoint(path, expected_config=settings, map_location="cpu")
+        probabilities = {name: p.numpy() for name, p in state["probabilities"].items()}
+        return RegimeResult(dict(state["metrics"]), probabilities, dict(state["history"]))
+    except (CheckpointError, KeyError, TypeError, AttributeError) as error:
+        print(f"Not using the cached result {path} ({type(error).__name__}: {str(error)[:200]}); training again.")
+        return None
 
 
 def bootstrap_regimes(fold_results: Sequence[Mapping[str, RegimeResult]], split: str, labels: torch.Tensor, *,
