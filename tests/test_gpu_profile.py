@@ -140,11 +140,20 @@ def test_memory_records_reach_the_report(tmp_path, monkeypatch):
 NOTEBOOKS = [p.stem for p in runner.course_notebooks(runner.REPO_ROOT / "notebooks")]
 
 
+@pytest.fixture(scope="module")
+def gpu_checkpoints(tmp_path_factory):
+    """One checkpoint folder for the whole capped course, as `make course` has: 09 loads 08's runs, and the
+    domain classifiers are trained once per dataset (run alone, a notebook's test trains what it needs)."""
+    return tmp_path_factory.mktemp("gpu-checkpoints")
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_notebook_runs_in_the_gpu_profile_with_capped_training(notebook, tmp_path, monkeypatch):
+def test_notebook_runs_in_the_gpu_profile_with_capped_training(notebook, gpu_checkpoints, tmp_path, monkeypatch):
     monkeypatch.setenv(STEP_CAP_ENV, "2")
     monkeypatch.setenv("COURSE_OFFLINE", "1")  # the 64/128 px files that are missing must fall back visibly
-    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    # 03 gets a folder of its own, so that it trains the DCGAN it trains when 02's checkpoint is absent
+    checkpoints = tmp_path / "checkpoints" if notebook.startswith("03") else gpu_checkpoints
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(checkpoints))
     monkeypatch.setenv(report.MEMORY_ENV, "1")
     monkeypatch.setenv("PYTHONWARNINGS", "ignore::UserWarning")  # the "gpu profile without CUDA" warning
     [run] = runner.run_course("gpu", [notebook[:2]], tmp_path / "build")
