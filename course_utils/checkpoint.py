@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import hashlib
 import os
 import pickle
 import pickletools
@@ -99,6 +100,20 @@ class CheckpointMismatchError(CheckpointError):
 
 class UntrainedRunError(CheckpointError):
     """COURSE_REQUIRE_TRAINED=1, and a run under the checkpoint root has no finished checkpoint to load."""
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """SHA-256 of the tensors' shapes, dtypes and exact bytes, in order (a cache key for data or weights).
+
+    `tensor_digest(*model.state_dict().values())` names a network's weights: identical on every machine that
+    loaded the same checkpoint, different as soon as one weight differs.
+    """
+    hasher = hashlib.sha256()
+    for tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        hasher.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return hasher.hexdigest()
 
 
 def refuse_training_if_required(folder: str | Path, detail: str) -> None:

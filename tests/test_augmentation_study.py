@@ -165,7 +165,8 @@ def test_bootstrap_over_fold_models_is_paired_across_regimes():
     assert np.all(draws["a"] - draws["b"] >= -1e-12)  # same resamples: the better regime never loses
 
 
-def test_regime_results_are_cached_checked_and_refused_under_require_trained(tmp_path, monkeypatch, one_thread):
+def test_regime_results_are_cached_checked_and_refused_under_require_trained(tmp_path, monkeypatch, capsys,
+                                                                             one_thread):
     images, labels = _indexed_data(40)
     images = (images * 5 + (labels[:, None, None, None] * 60).to(torch.uint8)).contiguous()
     split = study.inner_split(stratified_folds(labels, k=2, seed=0)[0], labels, validation_fraction=0.3, seed=0)
@@ -173,22 +174,33 @@ def test_regime_results_are_cached_checked_and_refused_under_require_trained(tmp
     monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path))
     cache = tmp_path / "04_classifiers_fold0_smoke"
 
-    def run(steps: int = 3, real=images):
+    def run(steps: int = 3, real=images, key="generator-a-seed0"):
         return study.run_regimes(split.fold, real, labels, fakes, fake_labels, num_classes=2, positive_class=1,
                                  synthetic_ratio=1.0, steps=steps, batch_size=4, stem="pooled", seed=0,
                                  regimes=("real only", "real + GAN"), validation_indices=split.validation_indices,
                                  eval_every=1, patience=2, target_sensitivity=0.9, cache_dir=cache,
-                                 synthetic_source="04_cgan_fold0")
+                                 synthetic_key=key)
 
     first = run()
     assert sorted(p.name for p in cache.iterdir()) == ["real_gan.pt", "real_only.pt"]
     trained = []
     monkeypatch.setattr(study, "train_classifier", lambda *a, **k: trained.append(1) or pytest.fail("retrained"))
     again = run()  # loaded: nothing trains, the same numbers and probabilities
+    assert "loaded the cached results of real only, real + GAN" in capsys.readouterr().out
     assert not trained and again["real + GAN"].metrics == first["real + GAN"].metrics
     assert np.array_equal(again["real only"].probabilities["held-out"], first["real only"].probabilities["held-out"])
     assert again["real only"].best_step == first["real only"].best_step
     monkeypatch.setenv("COURSE_REQUIRE_TRAINED", "1")  # other settings or other real images would train: refused
-    for changed in ({"steps": 4}, {"real": images.flip(0).contiguous()}):
+    for changed in ({"steps": 4}, {"real": images.flip(0).contiguous()}, {"key": "generator-b-seed0"}):
         with pytest.raises(UntrainedRunError, match="would be trained now"):
             run(**changed)
+
+
+def test_generator_key_names_the_weights_and_the_seed():
+    torch.manual_seed(0)
+    generator = torch.nn.Linear(3, 2)
+    key = study.generator_key(generator, 0)
+    assert study.generator_key(generator, 0) == key and study.generator_key(generator, 1) != key
+    with torch.no_grad():
+        generator.weight[0, 0] += 1e-6  # one weight a little different: another synthetic set
+    assert study.generator_key(generator, 0) != key

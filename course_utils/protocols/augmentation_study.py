@@ -21,7 +21,6 @@ Introduced in notebook 04 (`04_conditional_gan_augmentation`). In every fold:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from course_utils.checkpoint import (
     load_checkpoint,
     refuse_training_if_required,
     save_checkpoint,
+    tensor_digest,
 )
 from course_utils.inference import predict_probabilities
 from course_utils.metrics.classification import (
@@ -201,6 +201,9 @@ def _operating_point_metrics(labels: torch.Tensor, probabilities: np.ndarray, po
     return {"op sensitivity": point["sensitivity"], "op specificity": point["specificity"]}
 
 
+REGIME_CACHE_FORMAT = 1  # bump when a cached result's contents change
+
+
 def run_regimes(
     fold: Fold,
     images: torch.Tensor,
@@ -225,7 +228,8 @@ def run_regimes(
     patience: int | None = None,
     target_sensitivity: float | None = None,
     cache_dir: str | Path | None = None,
-    synthetic_source: str = "",
+    synthetic_key: str = "",
+    retrain: bool = False,
 ) -> dict[str, RegimeResult]:
     """Train and score one ResNet-18 per regime on this fold: {regime: RegimeResult}.
 
@@ -240,9 +244,10 @@ def run_regimes(
 
     With `cache_dir` (a folder under the checkpoint root), each regime's result (metrics, probabilities,
     history; not the network) is saved there as `<regime>.pt` and loaded instead of retrained when its stored
-    settings match: the recipe, and SHA-256 digests of the real training, validation and evaluation images
-    and labels. The synthetic images are named by `synthetic_source` (the GAN run that made them, whose own
-    checkpoint checks its settings), not by their bytes: another machine may generate them a last bit apart.
+    settings match: the recipe, SHA-256 digests of the real training, validation and evaluation images and
+    labels and of the synthetic labels, and `synthetic_key`, which must name the synthetic images exactly:
+    `generator_key(generator, seed)` (a digest of the generator's weights and the sampling seed; not of the
+    images, which another machine may generate a last bit apart). `retrain=True` ignores the cache.
     """
     check_fold(fold, int(images.shape[0]))
     unknown = [r for r in regimes if r not in REGIMES]
@@ -269,18 +274,20 @@ def run_regimes(
         "fold": int(fold.index), "num_classes": num_classes, "positive_class": positive_class,
         "synthetic_ratio": float(synthetic_ratio), "steps": steps, "batch_size": batch_size, "lr": float(lr),
         "stem": stem, "imbalance": imbalance, "seed": seed, "eval_every": eval_every, "patience": patience,
-        "target_sensitivity": target_sensitivity, "synthetic_source": synthetic_source,
-        "synthetic_count": int(synthetic_labels_.numel()),
-        "data": {name: _digest(*pair) for name, pair in
+        "target_sensitivity": target_sensitivity, "synthetic_key": synthetic_key,
+        "synthetic_labels": tensor_digest(synthetic_labels_.reshape(-1).long()), "format": REGIME_CACHE_FORMAT,
+        "data": {name: tensor_digest(*pair) for name, pair in
                  {"train": (images[train_index], labels[train_index]),
                   **({"validation": validation} if validation is not None else {}), **evaluations}.items()},
     }
     results: dict[str, RegimeResult] = {}
+    loaded = []
     for regime in regimes:
         cache = Path(cache_dir) / f"{_regime_slug(regime)}.pt" if cache_dir is not None else None
-        cached = _load_regime(cache, {"regime": regime, **recipe}) if cache is not None else None
+        cached = _load_regime(cache, {"regime": regime, **recipe}) if cache is not None and not retrain else None
         if cached is not None:
             results[regime] = cached
+            loaded.append(regime)
             continue
         if cache is not None:
             refuse_training_if_required(cache.parent, f"no cached result {cache.name} for these settings")
@@ -311,17 +318,14 @@ def run_regimes(
             state = {"metrics": metrics, "history": _plain_history(history),
                      "probabilities": {name: torch.from_numpy(p) for name, p in probabilities.items()}}
             save_checkpoint(cache, state, {"regime": regime, **recipe})
+    if loaded:
+        print(f"fold {fold.index}: loaded the cached results of {', '.join(loaded)} from {cache_dir}")
     return results
 
 
-def _digest(images: torch.Tensor, labels: torch.Tensor) -> str:
-    """SHA-256 of a set's images and labels (their bytes, shapes and dtypes)."""
-    hasher = hashlib.sha256()
-    for tensor in (images, labels):
-        tensor = tensor.detach().cpu().contiguous()
-        hasher.update(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
-        hasher.update(tensor.numpy().tobytes())
-    return hasher.hexdigest()
+def generator_key(generator: torch.nn.Module, seed: int) -> str:
+    """What names a GAN's synthetic set exactly: a digest of the generator's weights and the sampling seed."""
+    return f"{tensor_digest(*generator.state_dict().values())}-seed{seed}"
 
 
 def _regime_slug(regime: str) -> str:
@@ -349,7 +353,9 @@ def _load_regime(path: Path, settings: dict[str, Any]) -> RegimeResult | None:
         probabilities = {name: p.numpy() for name, p in state["probabilities"].items()}
         return RegimeResult(dict(state["metrics"]), probabilities, dict(state["history"]))
     except (CheckpointError, KeyError, TypeError, AttributeError) as error:
-        print(f"Not using the cached result {path} ({type(error).__name__}: {str(error)[:200]}); training again.")
+        differences = ", ".join(str(d[0]) for d in getattr(error, "differences", ())[:5])
+        why = f"other {differences}" if differences else f"{type(error).__name__}: {str(error)[:120]}"
+        print(f"Not using the cached result {path.name} of {path.parent.name} ({why}); training again.")
         return None
 
 
@@ -372,5 +378,5 @@ def class_counts(labels: torch.Tensor, num_classes: int) -> np.ndarray:
     return torch.bincount(labels.reshape(-1).long().cpu(), minlength=num_classes).numpy()
 
 
-__all__ = ["REGIMES", "InnerSplit", "RegimeResult", "bootstrap_regimes", "class_counts", "inner_split", "regime_data",
-           "run_regimes", "synthetic_labels", "train_fold_gan"]
+__all__ = ["REGIMES", "InnerSplit", "RegimeResult", "bootstrap_regimes", "class_counts", "generator_key", "inner_split",
+           "regime_data", "run_regimes", "synthetic_labels", "train_fold_gan"]
