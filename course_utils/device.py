@@ -71,31 +71,35 @@ def describe_environment() -> dict[str, str]:
 
 
 CPU_THREADS_ENV = "COURSE_CPU_THREADS"  # e.g. 1 on a laptop busy with other work
+# torch's own choice when the package is imported: one thread per physical core, or OMP_NUM_THREADS if set
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one, else all cores)."""
+    """CPU cores this process may run on (its affinity mask where the OS has one, else all logical cores)."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
 
 
-def use_cpu_threads(device: torch.device) -> int:
-    """On a CPU device, let torch use every usable core (or `COURSE_CPU_THREADS`); return the thread count.
+def use_cpu_threads(device: torch.device | str) -> int:
+    """On a CPU device, set torch's threads for training and return their number.
 
-    Measured on a quiet 2-core laptop CPU (`benchmarks/cpu_threads.py`, RESULTS.md): two threads train the
-    course's convolutional models 1.5-2.2x faster than one. On a machine busy with other work, threads that
-    share cores wait on each other; then `COURSE_CPU_THREADS=1` is faster. A GPU device leaves torch as it is.
+    `COURSE_CPU_THREADS` if set, else torch's default (one thread per physical core, or `OMP_NUM_THREADS`)
+    capped at the cores this process may use. Measured on a quiet 2-core machine (`benchmarks/cpu_threads.py`,
+    RESULTS.md): two threads train the course's convolutional models 1.5-2.2x faster than one. On a machine
+    busy with other work, threads that share cores wait on each other; then `COURSE_CPU_THREADS=1` can be
+    faster. A GPU device leaves torch's threads as they are.
     """
-    if device.type != "cpu":
+    if torch.device(device).type != "cpu":
         return torch.get_num_threads()
     value = os.environ.get(CPU_THREADS_ENV, "").strip()
     if value:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"{CPU_THREADS_ENV}={value!r} must be a whole number of threads >= 1 (e.g. 1 on a "
-                             "busy machine), or unset to use every core.")
+                             "busy machine), or unset for one thread per core.")
         threads = int(value)
     else:
-        threads = usable_cores()
+        threads = max(1, min(TORCH_DEFAULT_THREADS, usable_cores()))
     torch.set_num_threads(threads)
     return threads

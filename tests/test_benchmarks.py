@@ -26,7 +26,8 @@ def test_throughput_benchmark_reports_both_loops(tmp_path, monkeypatch, capsys):
     assert numbers["fraction_of_matmul"] == pytest.approx(numbers["step_gflops_per_s"] / numbers["matmul_gflops_per_s"], rel=1e-12)
 
 
-def test_cpu_thread_benchmark_times_every_workload(tmp_path, monkeypatch, capsys):
+def test_cpu_thread_benchmark_times_every_workload(tmp_path, monkeypatch, capsys, one_thread):
+    """(`one_thread` restores torch's thread count: the benchmark sets it.)"""
     script = BENCHMARK.parent / "cpu_threads.py"
     out = tmp_path / "threads.json"
     monkeypatch.setattr(sys, "argv", [str(script), "--threads", "1", "--warmup", "0", "--repeats", "1",

@@ -117,12 +117,15 @@ def test_pick_device_on_this_machine_and_bad_request(monkeypatch):
         device.pick_device("cuda")
 
 
-def test_use_cpu_threads_takes_every_core_or_the_override(monkeypatch):
+def test_use_cpu_threads_caps_torchs_default_or_takes_the_override(monkeypatch):
     before = torch.get_num_threads()
     try:
         monkeypatch.delenv(device.CPU_THREADS_ENV, raising=False)
         monkeypatch.setattr(device, "usable_cores", lambda: 2)
+        monkeypatch.setattr(device, "TORCH_DEFAULT_THREADS", 4)  # torch's default, capped at the usable cores
         assert device.use_cpu_threads(torch.device("cpu")) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setattr(device, "TORCH_DEFAULT_THREADS", 1)  # e.g. OMP_NUM_THREADS=1: kept
+        assert device.use_cpu_threads("cpu") == 1 and torch.get_num_threads() == 1
         monkeypatch.setenv(device.CPU_THREADS_ENV, "1")
         assert device.use_cpu_threads(torch.device("cpu")) == 1 and torch.get_num_threads() == 1
         torch.set_num_threads(2)

@@ -34,7 +34,7 @@ How one call of `train_gan` runs:
   folder is created and checked for writability before the first step.
 - **Speed on CUDA**: mixed precision (`amp='auto'`: bf16 where the GPU supports it, else fp16 with one
   gradient scaler per optimiser), fused Adam, channels-last memory format, optional `torch.compile`.
-  On CPU and MPS `amp='auto'` means full float32.
+  On CPU and MPS `amp='auto'` means full float32; channels-last is on by default on CPU too (not on MPS).
 """
 
 from __future__ import annotations
@@ -843,7 +843,7 @@ def train_gan(
     written). With `COURSE_REQUIRE_TRAINED=1` a run under the checkpoint root that would train raises
     `UntrainedRunError` instead. Float64 images are converted to float32 (with a warning). Raises
     `TrainingInterrupted` on a kernel interrupt (after saving) and `TrainingDivergedError` on NaN/inf. With
-    channels-last (on CUDA by default) the models are converted to that memory format in place.
+    channels-last (on CUDA and CPU by default) the models are converted to that memory format in place.
     """
     steps = DCGANSteps() if steps is None else steps
     trainer = _Trainer(generator, discriminator, data, config, steps, checkpoint_dir, progress)
