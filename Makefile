@@ -7,12 +7,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: course test test-browser lab env lint unit notebooks clean-build help
+.PHONY: course test test-gpu-profile test-browser lab env lint unit notebooks clean-build help
 
 help:
 	@echo "make course   run every notebook in order (COURSE_PROFILE=smoke|cpu|gpu), write build/ and a summary"
 	@echo "make test     ruff + unit tests + every notebook under nbval in the smoke profile"
 	@echo "make lab      open JupyterLab on notebooks/"
+	@echo "make test-gpu-profile  every notebook in its gpu settings on this machine, training capped (~13 min)"
 	@echo "make test-browser  a real browser: JupyterLab + headless Chromium run 01 and 02 and move a slider;"
 	@echo "                   the offline HTML checked with the network blocked (installs Chromium if missing)"
 
@@ -34,6 +35,9 @@ course: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check course_utils tests notebooks benchmarks scripts
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest
+
+test-gpu-profile: $(STAMP)
+	COURSE_PROFILE=smoke $(BIN)/python -m pytest tests/test_gpu_profile.py -p no:nbval -m gpu_profile -v
 
 test-browser: $(STAMP)
 	$(BIN)/python scripts/browser_setup.py

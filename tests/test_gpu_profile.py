@@ -1,6 +1,8 @@
 """The `gpu` profile, checked on any machine: its settings, its precision choice, its memory, and every notebook.
 
-No GPU is needed. `COURSE_STEP_CAP` (see `course_utils.config.apply_step_cap`) caps every training run of a
+No GPU is needed. The notebook runs and the compile path are marked `gpu_profile` and left out of `make test`
+(CI's 15-minute budget); `make test-gpu-profile` runs them (about 13 minutes on 2 cores; RESULTS.md).
+`COURSE_STEP_CAP` (see `course_utils.config.apply_step_cap`) caps every training run of a
 profile to a few optimisation steps and nothing else, so each notebook runs its `gpu` settings (64/128 px images,
 full-width models, the 64 px data files and their visible fallback) top to bottom in about a minute on a CPU.
 """
@@ -101,6 +103,18 @@ def test_bf16_autocast_and_channels_last_paths_run_on_cpu():
 
 # --- memory ---------------------------------------------------------------------------------------
 
+def test_channels_last_is_the_default_on_cpu_and_can_be_switched_off():
+    images = torch.randint(0, 256, (16, 1, 28, 28), dtype=torch.uint8)
+    for wanted, expected in ((None, True), (False, False)):
+        torch.manual_seed(0)
+        generator, discriminator = DCGANGenerator(8, 28, 1, 4), DCGANDiscriminator(28, 1, 4)
+        train_gan(generator, discriminator, images, TrainConfig(num_epochs=1, batch_size=8, latent_dim=8,
+                                                                channels_last=wanted, snapshot_every=0,
+                                                                checkpoint_every=0), progress=False)
+        conv = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)][-1]  # many input channels
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) is expected, wanted
+
+
 def test_memory_estimate_counts_parameters_and_grows_with_the_batch():
     torch.manual_seed(0)
     generator, discriminator = DCGANGenerator(16, 64, 1, 8), DCGANDiscriminator(64, 1, 8)
@@ -147,6 +161,7 @@ def gpu_checkpoints(tmp_path_factory):
     return tmp_path_factory.mktemp("gpu-checkpoints")
 
 
+@pytest.mark.gpu_profile  # not in `make test` (CI's 15-minute budget): `make test-gpu-profile`
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_runs_in_the_gpu_profile_with_capped_training(notebook, gpu_checkpoints, tmp_path, monkeypatch):
     monkeypatch.setenv(STEP_CAP_ENV, "2")
@@ -163,6 +178,7 @@ def test_notebook_runs_in_the_gpu_profile_with_capped_training(notebook, gpu_che
         assert run.memory_bytes > 0, "every notebook that calls train_gan reports the memory its gpu settings need"
 
 
+@pytest.mark.gpu_profile  # inductor compiles C++ for about a minute on 2 cores: `make test-gpu-profile`
 def test_torch_compile_path_runs_on_cpu():
     """`compile=True` (an option of every TrainConfig) goes through torch.compile's CPU backend here."""
     torch.manual_seed(0)
