@@ -135,6 +135,26 @@ def test_show_grid_draws_grey_or_rgb(channels) -> None:
     assert drawn.shape[:2] == (2 * 10 + 2, 3 * 10 + 2)
 
 
+@pytest.mark.parametrize(("count", "per_row", "channels"), [(1, 4, 1), (5, 2, 1), (6, 3, 3), (7, 8, 1), (9, 3, 3)])
+def test_tile_images_matches_torchvision_make_grid(count, per_row, channels) -> None:
+    from torchvision.utils import make_grid
+
+    batch = torch.rand(count, channels, 5, 7)
+    expected = make_grid(batch, nrow=per_row, padding=2, pad_value=1.0)  # grey repeated to 3 channels
+    tiled = viz.tile_images(batch, per_row)
+    assert tiled.shape == (channels, *expected.shape[1:])
+    assert torch.equal(tiled, expected[:channels])
+
+
+def test_viz_does_not_import_torchvision() -> None:
+    # torchvision's import costs seconds per notebook kernel; only notebook 04's ResNet-18 needs it
+    import subprocess
+    import sys
+
+    code = "import sys, course_utils.viz, course_utils.widgets; print('torchvision' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_show_grid_uint8_and_float_draw_the_same_pixels() -> None:
     as_uint8, as_float = _uint8_and_float_pair((4, 1, 6, 6))
     (from_uint8,) = _image_arrays(viz.show_grid(as_uint8, title="uint8", nrow=2))
