@@ -130,6 +130,8 @@ def stamp_setup(text: str, url: str) -> str:
         start = text.index(BOOTSTRAP_BEGIN)
         end = text.index(BOOTSTRAP_END, start) + len(BOOTSTRAP_END)
         end += text[end:].startswith("\n")
+        while text[end:].startswith(BOOTSTRAP_END):  # stray copies of the end line (an old merge) go too
+            end += len(BOOTSTRAP_END) + text[end + len(BOOTSTRAP_END):].startswith("\n")
     elif _LEGACY_START in text:
         start = text.index(_LEGACY_START)
         end = text.index(_LEGACY_END, start) + len(_LEGACY_END)

@@ -96,7 +96,7 @@ def test_colab_badge_and_bootstrap_are_stamped(path) -> None:
     assert title.count("colab.research.google.com/github/") == 1
     setup = notebook.cells[stamp.setup_cell_index(notebook)].source
     assert stamp.bootstrap_block(url) in setup, f"{path.name}: stale bootstrap (run scripts/stamp_colab.py)"
-    assert setup.count(stamp.BOOTSTRAP_BEGIN) == 1
+    assert setup.count(stamp.BOOTSTRAP_BEGIN) == 1 and setup.count(stamp.BOOTSTRAP_END) == 1
 
 
 def test_readme_colab_block_is_stamped() -> None:
