@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from course_utils.metrics.two_sample import two_sample_accuracy
+from course_utils.metrics.two_sample import pixelwise_classifier, two_sample_accuracy
 
 
 def _textures(count: int, seed: int) -> torch.Tensor:
@@ -49,3 +50,22 @@ def test_the_pixelwise_classifier_sees_values_but_not_arrangements():
     assert abs(blind.accuracy - 0.5) < 0.1 and seeing.accuracy > 0.9, (blind.accuracy, seeing.accuracy)
     with pytest.raises(ValueError, match="architecture must be one of"):
         two_sample_accuracy(real[:4], real[:4], real[:4], real[:4], steps=1, architecture="mlp")
+
+
+def test_the_pixelwise_classifier_is_a_stack_of_1x1_convolutions():
+    # the same network as 1 x 1 convolutions and a mean over pixels; the same initial weights for a seed
+    torch.manual_seed(3)
+    model = pixelwise_classifier(width=8, channels=3)
+    torch.manual_seed(3)
+    reference = nn.Sequential(
+        nn.Conv2d(3, 8, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 8, 1), nn.LeakyReLU(0.2), nn.Conv2d(8, 1, 1),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(0),
+    )
+    for linear, conv in zip(model.per_pixel[::2], reference[:5:2], strict=True):
+        assert torch.equal(linear.weight, conv.weight.flatten(1)) and torch.equal(linear.bias, conv.bias)
+    images = torch.rand(5, 3, 9, 7) * 2 - 1
+    torch.testing.assert_close(model(images), reference(images))
+    # shape-free: shuffling the pixels of an image changes nothing
+    order = torch.randperm(63, generator=torch.Generator().manual_seed(1))
+    shuffled = images.flatten(2)[:, :, order].view_as(images)
+    torch.testing.assert_close(model(shuffled), model(images))
