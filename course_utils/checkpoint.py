@@ -26,7 +26,7 @@ import shutil
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -481,6 +481,34 @@ def load_checkpoint(
     if expected_config is not None:
         check_config(path, payload.get(CONFIG_KEY), expected_config)
     return payload
+
+
+def cached_result(path: str | Path, settings: Mapping[str, Any],
+                  compute: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """`(result, loaded)`: the result cached at `path` for exactly `settings`, else `compute()` saved there.
+
+    For a computation that several runs of a notebook would repeat (e.g. notebook 07's shortcut test): put the
+    digests of everything it depends on (weights: `tensor_digest(*model.state_dict().values())`, data, seeds,
+    step counts) in `settings`. A cached file with other settings, or one that does not load, is named and
+    recomputed (and overwritten); the write is atomic (`save_checkpoint`), the load weights-only, so `result`
+    holds tensors and plain values only. Under `COURSE_REQUIRE_TRAINED=1` a missing result inside the
+    checkpoint root is an `UntrainedRunError`, as a missing run is. Inside the checkpoint root the file is a run
+    for `course_utils.runs` (name its folder with the profile to pack it with that profile's runs).
+    """
+    path = Path(path)
+    if path.exists():
+        try:
+            state = load_checkpoint(path, expected_config=settings, map_location="cpu")
+            state.pop(CONFIG_KEY, None)
+            return state, True
+        except CheckpointError as error:
+            differences = ", ".join(str(d[0]) for d in getattr(error, "differences", ())[:5])
+            why = f"other {differences}" if differences else f"{type(error).__name__}: {str(error)[:120]}"
+            print(f"Not using the cached result {path.name} of {path.parent.name} ({why}); computing it again.")
+    refuse_training_if_required(path.parent, f"no cached result {path.name} for these settings")
+    result = dict(compute())
+    save_checkpoint(path, result, settings)
+    return result, False
 
 
 def _corrupt(path: Path, err: BaseException) -> CheckpointError:

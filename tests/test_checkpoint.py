@@ -417,3 +417,40 @@ def test_rng_state_is_weights_only_safe() -> None:
 def test_set_rng_state_rejects_an_incomplete_state() -> None:
     with pytest.raises(ValueError, match="missing numpy"):
         set_rng_state({"torch": torch.get_rng_state(), "cuda": [], "python": {}})
+
+
+# ----------------------------------------------------------------------------- cached_result
+
+
+def test_cached_result_computes_once_per_settings_and_recomputes_what_it_cannot_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_REQUIRE_TRAINED", raising=False)
+    calls = []
+
+    def compute(value: float):
+        def run():
+            calls.append(value)
+            return {"accuracy": torch.tensor([value, 0.5]), "rows": {"a": [value, 1.0]}}
+        return run
+
+    path = tmp_path / "07_test_shortcut_smoke" / "shortcut.pt"
+    settings = {"segmenter": "abc", "steps": 3}
+    first, loaded = checkpoint.cached_result(path, settings, compute(0.75))
+    assert not loaded and calls == [0.75] and path.is_file()
+    again, loaded = checkpoint.cached_result(path, settings, compute(0.1))
+    assert loaded and calls == [0.75]  # not computed again
+    assert torch.equal(again["accuracy"], first["accuracy"]) and again["rows"] == {"a": [0.75, 1.0]}
+    assert "config" not in again
+    # other settings (another segmenter's weights): recomputed, said, and the file now holds the new result
+    other, loaded = checkpoint.cached_result(path, {"segmenter": "xyz", "steps": 3}, compute(0.2))
+    assert not loaded and calls == [0.75, 0.2] and "other segmenter" in capsys.readouterr().out
+    assert checkpoint.cached_result(path, {"segmenter": "xyz", "steps": 3}, compute(0.3))[0]["rows"]["a"][0] == 0.2
+    # a damaged file is never used
+    path.write_bytes(path.read_bytes()[:50])
+    _, loaded = checkpoint.cached_result(path, {"segmenter": "xyz", "steps": 3}, compute(0.4))
+    assert not loaded and calls[-1] == 0.4 and "computing it again" in capsys.readouterr().out
+    # a bundle run computes nothing: a missing result under the checkpoint root is refused
+    monkeypatch.setenv("COURSE_REQUIRE_TRAINED", "1")
+    with pytest.raises(checkpoint.UntrainedRunError, match="no cached result"):
+        checkpoint.cached_result(tmp_path / "07_other_smoke" / "shortcut.pt", settings, compute(0.5))
+    assert checkpoint.cached_result(path, {"segmenter": "xyz", "steps": 3}, compute(0.6))[1]  # loads still work
