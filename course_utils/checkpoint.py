@@ -483,20 +483,21 @@ def load_checkpoint(
     return payload
 
 
-def cached_result(path: str | Path, settings: Mapping[str, Any],
-                  compute: Callable[[], Mapping[str, Any]]) -> tuple[dict[str, Any], bool]:
+def cached_result(path: str | Path, settings: Mapping[str, Any], compute: Callable[[], Mapping[str, Any]],
+                  recompute: bool = False) -> tuple[dict[str, Any], bool]:
     """`(result, loaded)`: the result cached at `path` for exactly `settings`, else `compute()` saved there.
 
     For a computation that several runs of a notebook would repeat (e.g. notebook 07's shortcut test): put the
     digests of everything it depends on (weights: `tensor_digest(*model.state_dict().values())`, data, seeds,
     step counts) in `settings`. A cached file with other settings, or one that does not load, is named and
     recomputed (and overwritten); the write is atomic (`save_checkpoint`), the load weights-only, so `result`
-    holds tensors and plain values only. Under `COURSE_REQUIRE_TRAINED=1` a missing result inside the
-    checkpoint root is an `UntrainedRunError`, as a missing run is. Inside the checkpoint root the file is a run
-    for `course_utils.runs` (name its folder with the profile to pack it with that profile's runs).
+    holds tensors and plain values only. `recompute=True` ignores the cached file and overwrites it (a notebook's
+    "train again" switch). Under `COURSE_REQUIRE_TRAINED=1` a missing result inside the checkpoint root is an
+    `UntrainedRunError`, as a missing run is. Inside the checkpoint root the file is a run for `course_utils.runs`
+    (name its folder with the profile to pack it with that profile's runs).
     """
     path = Path(path)
-    if path.exists():
+    if path.exists() and not recompute:
         try:
             state = load_checkpoint(path, expected_config=settings, map_location="cpu")
             state.pop(CONFIG_KEY, None)

@@ -174,20 +174,26 @@ def test_regime_results_are_cached_checked_and_refused_under_require_trained(tmp
     monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path))
     cache = tmp_path / "04_classifiers_fold0_smoke"
 
-    def run(steps: int = 3, real=images, key="generator-a-seed0"):
+    def run(steps: int = 3, real=images, key="generator-a-seed0", retrain=False):
         return study.run_regimes(split.fold, real, labels, fakes, fake_labels, num_classes=2, positive_class=1,
                                  synthetic_ratio=1.0, steps=steps, batch_size=4, stem="pooled", seed=0,
                                  regimes=("real only", "real + GAN"), validation_indices=split.validation_indices,
                                  eval_every=1, patience=2, target_sensitivity=0.9, cache_dir=cache,
-                                 synthetic_key=key)
+                                 synthetic_key=key, retrain=retrain)
 
     first = run()
     assert sorted(p.name for p in cache.iterdir()) == ["real_gan.pt", "real_only.pt"]
+    capsys.readouterr()
+    written = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    retrained = run(retrain=True)  # retrain=True trains again and overwrites the cache, with the same numbers
+    assert "loaded the cached results" not in capsys.readouterr().out
+    assert all(p.stat().st_mtime_ns > written[p.name] for p in cache.iterdir())
+    assert retrained["real + GAN"].metrics["held-out"]["auc"] == first["real + GAN"].metrics["held-out"]["auc"]
     trained = []
     monkeypatch.setattr(study, "train_classifier", lambda *a, **k: trained.append(1) or pytest.fail("retrained"))
     again = run()  # loaded: nothing trains, the same numbers and probabilities
     assert "loaded the cached results of real only, real + GAN" in capsys.readouterr().out
-    assert not trained and again["real + GAN"].metrics == first["real + GAN"].metrics
+    assert not trained and again["real + GAN"].metrics == retrained["real + GAN"].metrics  # its seconds too
     assert np.array_equal(again["real only"].probabilities["held-out"], first["real only"].probabilities["held-out"])
     assert again["real only"].best_step == first["real only"].best_step
     monkeypatch.setenv("COURSE_REQUIRE_TRAINED", "1")  # other settings or other real images would train: refused

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,7 @@ import numpy as np
 import torch
 
 from course_utils.augmentation.classic import ClassicAugment
-from course_utils.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    refuse_training_if_required,
-    save_checkpoint,
-    tensor_digest,
-)
+from course_utils.checkpoint import cached_result, tensor_digest
 from course_utils.inference import predict_probabilities
 from course_utils.metrics.classification import (
     Fold,
@@ -280,17 +275,8 @@ def run_regimes(
                  {"train": (images[train_index], labels[train_index]),
                   **({"validation": validation} if validation is not None else {}), **evaluations}.items()},
     }
-    results: dict[str, RegimeResult] = {}
-    loaded = []
-    for regime in regimes:
-        cache = Path(cache_dir) / f"{_regime_slug(regime)}.pt" if cache_dir is not None else None
-        cached = _load_regime(cache, {"regime": regime, **recipe}) if cache is not None and not retrain else None
-        if cached is not None:
-            results[regime] = cached
-            loaded.append(regime)
-            continue
-        if cache is not None:
-            refuse_training_if_required(cache.parent, f"no cached result {cache.name} for these settings")
+    def train_regime(regime: str) -> dict[str, Any]:
+        # one ResNet-18 trained and scored: its metrics, history and probabilities (not the network)
         train_images, train_labels, augment = data[regime]
         started = time.perf_counter()
         with torch.random.fork_rng(devices=_fork_devices(device)):
@@ -312,12 +298,22 @@ def run_regimes(
             if threshold is not None:
                 metrics[name].update(_operating_point_metrics(eval_labels.reshape(-1).cpu(), scores, positive_class,
                                                               threshold))
-            probabilities[name] = scores
-        results[regime] = RegimeResult(metrics, probabilities, history)
-        if cache is not None:
-            state = {"metrics": metrics, "history": _plain_history(history),
-                     "probabilities": {name: torch.from_numpy(p) for name, p in probabilities.items()}}
-            save_checkpoint(cache, state, {"regime": regime, **recipe})
+            probabilities[name] = torch.from_numpy(scores)
+        return {"metrics": metrics, "history": _plain_history(history), "probabilities": probabilities}
+
+    results: dict[str, RegimeResult] = {}
+    loaded = []
+    for regime in regimes:
+        if cache_dir is None:
+            state, from_cache = train_regime(regime), False
+        else:
+            state, from_cache = cached_result(Path(cache_dir) / f"{_regime_slug(regime)}.pt",
+                                              {"regime": regime, **recipe}, partial(train_regime, regime),
+                                              recompute=retrain)
+        if from_cache:
+            loaded.append(regime)
+        probabilities = {name: p.numpy() for name, p in state["probabilities"].items()}
+        results[regime] = RegimeResult(dict(state["metrics"]), probabilities, dict(state["history"]))
     if loaded:
         print(f"fold {fold.index}: loaded the cached results of {', '.join(loaded)} from {cache_dir}")
     return results
@@ -342,21 +338,6 @@ def _plain_history(history: Mapping[str, Any]) -> dict[str, Any]:
             return value
         return float(value)  # numpy and torch scalars
     return {key: plain(value) for key, value in history.items()}
-
-
-def _load_regime(path: Path, settings: dict[str, Any]) -> RegimeResult | None:
-    """The cached result at `path` when it exists and stores `settings`, else None (with the reason printed)."""
-    if not path.exists():
-        return None
-    try:
-        state = load_checkpoint(path, expected_config=settings, map_location="cpu")
-        probabilities = {name: p.numpy() for name, p in state["probabilities"].items()}
-        return RegimeResult(dict(state["metrics"]), probabilities, dict(state["history"]))
-    except (CheckpointError, KeyError, TypeError, AttributeError) as error:
-        differences = ", ".join(str(d[0]) for d in getattr(error, "differences", ())[:5])
-        why = f"other {differences}" if differences else f"{type(error).__name__}: {str(error)[:120]}"
-        print(f"Not using the cached result {path.name} of {path.parent.name} ({why}); training again.")
-        return None
 
 
 def bootstrap_regimes(fold_results: Sequence[Mapping[str, RegimeResult]], split: str, labels: torch.Tensor, *,
