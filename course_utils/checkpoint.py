@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import errno
 import hashlib
+import inspect
 import os
 import pickle
 import pickletools
@@ -114,6 +115,32 @@ def tensor_digest(*tensors: torch.Tensor) -> str:
         hasher.update(f"{tuple(tensor.shape)}|{tensor.dtype}|".encode())
         hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return hasher.hexdigest()
+
+
+def code_digest(*functions: Callable[..., Any]) -> str:
+    """SHA-256 of the functions' source code, in order (a cache key for code a learner may edit).
+
+    A result cached with `cached_result` is only valid for the code that computed it: put
+    `code_digest(train_toy_gan, sample_real)` in its settings, and an edited cell computes it again. Functions
+    defined in a notebook cell have their source (IPython keeps it); for one without source (built with
+    `exec`), its bytecode and constants stand in.
+    """
+    hasher = hashlib.sha256()
+    for function in functions:
+        if not callable(function):
+            raise TypeError(f"code_digest takes functions, got {type(function).__name__}: {function!r:.80}")
+        try:
+            text = inspect.getsource(function)
+        except (OSError, TypeError):
+            text = _bytecode_text(function.__code__)
+        hasher.update(f"{getattr(function, '__qualname__', '?')}|{len(text)}|{text}".encode())
+    return hasher.hexdigest()
+
+
+def _bytecode_text(code: Any) -> str:
+    """A code object's bytecode, names and constants as text, nested code included (no addresses or lines)."""
+    consts = [_bytecode_text(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{code.co_names!r}|{code.co_varnames!r}|{consts!r}"
 
 
 def refuse_training_if_required(folder: str | Path, detail: str) -> None:

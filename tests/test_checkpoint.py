@@ -454,3 +454,45 @@ def test_cached_result_computes_once_per_settings_and_recomputes_what_it_cannot_
     with pytest.raises(checkpoint.UntrainedRunError, match="no cached result"):
         checkpoint.cached_result(tmp_path / "07_other_smoke" / "shortcut.pt", settings, compute(0.5))
     assert checkpoint.cached_result(path, {"segmenter": "xyz", "steps": 3}, compute(0.6))[1]  # loads still work
+
+
+def test_cached_result_recompute_ignores_the_cache_and_overwrites_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CHECKPOINT_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_REQUIRE_TRAINED", raising=False)
+    path = tmp_path / "01_toy_smoke" / "run.pt"
+    assert checkpoint.cached_result(path, {"steps": 3}, lambda: {"value": 1.0}) == ({"value": 1.0}, False)
+    assert checkpoint.cached_result(path, {"steps": 3}, lambda: {"value": 2.0}, recompute=True) == (
+        {"value": 2.0}, False)
+    assert checkpoint.cached_result(path, {"steps": 3}, lambda: {"value": 3.0}) == ({"value": 2.0}, True)
+    monkeypatch.setenv("COURSE_REQUIRE_TRAINED", "1")  # a bundle run that asks to retrain is refused
+    with pytest.raises(checkpoint.UntrainedRunError):
+        checkpoint.cached_result(path, {"steps": 3}, lambda: {"value": 4.0}, recompute=True)
+
+
+def _defined(source: str):
+    # a function built from source text, as an edited notebook cell would define it (no source file: bytecode)
+    namespace: dict = {}
+    exec(compile(source, "<cell>", "exec"), namespace)
+    return namespace["step"]
+
+
+def test_code_digest_names_the_code_so_an_edited_function_is_recomputed():
+    def loss(x):
+        return x * 2
+
+    def other(x):
+        return x * 2
+
+    assert checkpoint.code_digest(loss) == checkpoint.code_digest(loss)
+    assert checkpoint.code_digest(loss) != checkpoint.code_digest(other)  # its name is part of the code
+    assert checkpoint.code_digest(loss, other) != checkpoint.code_digest(other, loss)
+    # without a source file the bytecode stands in: stable for the same text, different after an edit,
+    # nested functions included (their addresses and line numbers are not part of it)
+    original = "def step(x):\n    def inner(y):\n        return y + 1\n    return inner(x) * 2\n"
+    assert checkpoint.code_digest(_defined(original)) == checkpoint.code_digest(_defined("\n\n" + original))
+    assert checkpoint.code_digest(_defined(original)) != checkpoint.code_digest(
+        _defined(original.replace("y + 1", "y + 2")))
+    assert checkpoint.code_digest(_defined(original)) != checkpoint.code_digest(
+        _defined(original.replace("* 2", "* 3")))
+    with pytest.raises(TypeError, match="takes functions"):
+        checkpoint.code_digest("train_toy_gan")
