@@ -127,20 +127,31 @@ def code_digest(*functions: Callable[..., Any]) -> str:
     """
     hasher = hashlib.sha256()
     for function in functions:
-        if not callable(function):
-            raise TypeError(f"code_digest takes functions, got {type(function).__name__}: {function!r:.80}")
+        function = inspect.unwrap(function) if callable(function) else function  # the decorated function
+        if not inspect.isfunction(function):
+            raise TypeError(f"code_digest takes functions (def or lambda), got {type(function).__name__}: "
+                            f"{function!r:.80}; for a functools.partial, pass its .func and put its arguments "
+                            "in the settings")
         try:
             text = inspect.getsource(function)
         except (OSError, TypeError):
-            text = _bytecode_text(function.__code__)
-        hasher.update(f"{getattr(function, '__qualname__', '?')}|{len(text)}|{text}".encode())
+            text = (f"{_bytecode_text(function.__code__)}|{function.__defaults__!r}|"
+                    f"{sorted((function.__kwdefaults__ or {}).items())!r}")
+        hasher.update(f"{function.__qualname__}|{len(text)}|{text}".encode())
     return hasher.hexdigest()
 
 
 def _bytecode_text(code: Any) -> str:
     """A code object's bytecode, names and constants as text, nested code included (no addresses or lines)."""
-    consts = [_bytecode_text(c) if inspect.iscode(c) else repr(c) for c in code.co_consts]
-    return f"{code.co_code.hex()}|{code.co_names!r}|{code.co_varnames!r}|{consts!r}"
+    def constant(value: Any) -> str:
+        if inspect.iscode(value):
+            return _bytecode_text(value)
+        if isinstance(value, frozenset):  # `x in {"a", "b"}`: its repr's order follows the string hash seed
+            return "frozenset(" + repr(sorted(repr(item) for item in value)) + ")"
+        return repr(value)
+
+    consts = [constant(c) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{code.co_names!r}|{code.co_varnames!r}|{code.co_freevars!r}|{consts!r}"
 
 
 def refuse_training_if_required(folder: str | Path, detail: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import io
 import os
 import pickle
@@ -496,3 +497,36 @@ def test_code_digest_names_the_code_so_an_edited_function_is_recomputed():
         _defined(original.replace("* 2", "* 3")))
     with pytest.raises(TypeError, match="takes functions"):
         checkpoint.code_digest("train_toy_gan")
+    with pytest.raises(TypeError, match="partial"):
+        checkpoint.code_digest(functools.partial(loss, 1))
+    # a default value is part of the code; a decorator is not (the decorated function is what runs)
+    assert checkpoint.code_digest(_defined("def step(x=1):\n    return x\n")) != checkpoint.code_digest(
+        _defined("def step(x=2):\n    return x\n"))
+    assert checkpoint.code_digest(torch.no_grad()(loss)) == checkpoint.code_digest(loss)
+
+
+def test_code_digest_is_the_same_in_another_process_and_for_a_cell_run_again(tmp_path):
+    # a notebook kernel keeps each cell's text under a new file name: the same text is the same digest, and so
+    # is bytecode with a set constant (its repr's order follows the string hash seed) in another process
+    program = (
+        "import linecache, sys\n"
+        "from course_utils.checkpoint import code_digest\n"
+        "cell = 'def step(x):\\n    return x in {\"alpha\", \"beta\", \"gamma\", \"delta\"}\\n'\n"
+        "digests = []\n"
+        "for name in ('<cell-1>', '/tmp/ipykernel_1/2.py'):\n"
+        "    linecache.cache[name] = (len(cell), None, cell.splitlines(True), name)\n"
+        "    namespace = {}\n"
+        "    exec(compile(cell, name, 'exec'), namespace)\n"
+        "    digests.append(code_digest(namespace['step']))\n"
+        "plain = {}\n"
+        "exec(compile(cell, '<no source>', 'exec'), plain)\n"
+        "print(digests[0] == digests[1], code_digest(plain['step']))\n"
+    )
+    outputs = set()
+    for hash_seed in ("1", "2", "3"):
+        result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                                env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        same_for_both_names, fallback = result.stdout.split()
+        assert same_for_both_names == "True"
+        outputs.add(fallback)
+    assert len(outputs) == 1, "the bytecode digest depends on the hash seed"
