@@ -214,6 +214,23 @@ def test_mni152_slices_labels_masks_and_gapped_splits():
         mni152_slices(axis=3)
 
 
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_mni152_slices_cut_the_planes_of_their_axis(axis, monkeypatch):
+    # a synthetic template whose tissue label is 1 or 2 by the parity of the voxel's index along `axis`
+    from course_utils.data import mni152
+
+    shape = (20, 24, 22)
+    brain = np.zeros(shape, np.uint8)
+    brain[2:18, 3:21, 2:20] = 1
+    parity = (np.indices(shape)[axis] % 2 + 1).astype(np.uint8)
+    volumes = {"t1": parity * 100, "brain": brain, "tissue": parity}
+    monkeypatch.setattr(mni152, "load_mni152_volumes", lambda: volumes)
+    data = mni152.mni152_slices(size=16, axis=axis, min_brain_fraction=0.5)
+    assert data.groups.tolist() == list(range(*{0: (2, 18), 1: (3, 21), 2: (2, 20)}[axis]))
+    for mask, index in zip(data.masks, data.groups.tolist(), strict=True):  # each slice is one plane
+        assert set(mask.unique().tolist()) - {0} == {1 + index % 2}  # its label (0: the padding)
+
 # --- MSD Task04 hippocampus --------------------------------------------------------------------
 
 def test_hippocampus_mirror_loads_with_masks(mirror, monkeypatch):

@@ -123,6 +123,29 @@ def test_the_yardstick_sees_copies_and_a_shifted_distribution(images) -> None:
     assert "pixel-PCA FD" not in copies
 
 
+def test_cached_scores_load_the_same_numbers_and_score_other_weights_again(settings, tmp_path, monkeypatch) -> None:
+    runs = {o: {0: oc.ObjectiveRun(result=None, generator=oc.build_run(o, 0, settings, channels=1, **SIZES)[0].eval(),
+                                   diverged=None, seconds_per_epoch=math.nan)}
+            for o in ("non-saturating", "hinge + SN")}
+    real = torch.randint(0, 256, (60, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    yardstick = oc.Yardstick(_features(), real[:30].float() / 255, real[30:].float() / 255, k=3)
+    path = tmp_path / "08_scores_smoke" / "scores.pt"
+    scores, failures = oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)
+    direct, direct_failures = oc.score_objective_runs(runs, yardstick, real[:30], real[30:], count=12)
+    assert failures == direct_failures and set(scores) == set(direct)
+    for name, per_seed in direct.items():
+        assert scores[name][0] == pytest.approx({m: float(v) for m, v in per_seed[0].items()}, nan_ok=True)
+
+    def must_not_score(*args, **kwargs):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(oc, "extract_features", must_not_score)  # (not part of the key, unlike the code digested)
+    assert oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)[0] == scores  # loaded
+    with torch.no_grad():
+        next(runs["hinge + SN"][0]["generator"].parameters()).add_(0.01)  # other weights: scored again
+    with pytest.raises(AssertionError, match="scored again"):
+        oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)
+
 def test_scores_summaries_and_ranking(settings) -> None:
     # untrained generators stand in for runs (scoring does not care how a generator was made)
     runs = {o: {0: oc.ObjectiveRun(result=None, generator=oc.build_run(o, 0, settings, channels=1, **SIZES)[0].eval(),

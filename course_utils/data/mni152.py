@@ -65,7 +65,8 @@ def mni152_slices(
     crop = [slice(int(b[0]), int(b[-1]) + 1) for b in box]
 
     def cut(name: str, index: int) -> np.ndarray:
-        return rotate_up(np.take(volumes[name], index, axis=axis)[crop[0], crop[1]])
+        plane = np.moveaxis(volumes[name], axis, 0)[index]  # a view (np.take copied the whole volume per slice)
+        return rotate_up(plane[crop[0], crop[1]])
 
     images = torch.from_numpy(np.stack([cut("t1", i) for i in keep]))[:, None]  # (N, 1, H, W)
     masks = torch.from_numpy(np.stack([cut("tissue", i) for i in keep]))[:, None]

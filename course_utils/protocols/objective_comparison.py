@@ -20,6 +20,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from course_utils.augmentation.diffaugment import DiffAugment
+from course_utils.checkpoint import cached_result, code_digest, tensor_digest
 from course_utils.data.imageset import to_uint8
 from course_utils.device import seed_everything
 from course_utils.locations import run_dir
@@ -250,6 +252,35 @@ def score_objective_runs(runs: dict[str, dict[int, ObjectiveRun]], yardstick: Ya
     return scores, failures
 
 
+def cached_objective_scores(runs: dict[str, dict[int, ObjectiveRun]], yardstick: Yardstick, train: torch.Tensor,
+                            held_out: torch.Tensor, count: int, path: str | Path) -> tuple[dict, dict[str, list[str]]]:
+    """`score_objective_runs`, cached at `path` (notebooks 08 and 09 score the same runs: one file serves both).
+
+    The cache key holds the digests of every generator, the yardstick's classifier, pixels and PCA, the images
+    and `count`, and the code of the scoring functions, so other weights, data or settings score again.
+    """
+    pca = yardstick.pca
+    key = {
+        "runs": {f"{objective}|{seed}": [tensor_digest(*run["generator"].state_dict().values()), run["diverged"]]
+                 for objective, per_seed in runs.items() for seed, run in per_seed.items()},
+        "classifier": tensor_digest(*yardstick.classifier.state_dict().values()),
+        "pixels": tensor_digest(yardstick.train_pixels, yardstick.baseline),
+        "pca": None if pca is None else tensor_digest(torch.from_numpy(pca.components_), torch.from_numpy(pca.mean_)),
+        "k": yardstick.k, "audit_percentile": yardstick.audit_percentile,
+        "images": tensor_digest(train, held_out), "count": count,
+        "code": code_digest(score_objective_runs, Yardstick.score, generate_images),
+    }
+
+    def compute() -> dict[str, Any]:
+        scores, failures = score_objective_runs(runs, yardstick, train, held_out, count)
+        plain = {name: {seed: {metric: float(value) for metric, value in row.items()} for seed, row in per.items()}
+                 for name, per in scores.items()}
+        return {"scores": plain, "failures": failures}
+
+    cached, _ = cached_result(path, key, compute)
+    return cached["scores"], cached["failures"]
+
+
 def mean_sd(values: list[float]) -> tuple[float, float]:
     """Mean and sample sd of the finite values (NaN sd for one value, NaN both for none)."""
     values = [float(v) for v in values if not math.isnan(v)]
@@ -277,6 +308,7 @@ __all__ = [
     "SMALL_VARIANTS",
     "Yardstick",
     "build_run",
+    "cached_objective_scores",
     "generate_images",
     "mean_sd",
     "rank_objectives",
