@@ -8,7 +8,8 @@ A **run** is one checkpoint file under the checkpoint root (`COURSE_CHECKPOINT_D
 of a `train_gan` run, one cached classifier in `domain_classifier_<flag><size>/`, one cached result of
 notebook 04's classifiers (`04_classifiers_.../<regime>.pt`), or one result cached by
 `course_utils.checkpoint.cached_result` (01's toy GANs, 03's evaluation, 05's two-sample tests, 06's
-non-local-means grid, 07's shortcut tests). It is **completed** when
+non-local-means grid and lesion test, 07's shortcut tests, critic ranking, validation and test scores, 08's scores
+that 09 loads too, 10's scores and step sweep). It is **completed** when
 it loads with `torch.load(weights_only=True)`, stores its settings and (for `train_gan`) has all its planned
 epochs; hidden names (temp files, staging) are passed over, anything else is skipped and named. A run folder
 belongs to a profile when the profile is one of the `_`-separated words of its name

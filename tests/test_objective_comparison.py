@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from sklearn.decomposition import PCA
 from torch import nn
 
 from course_utils.config import settings_for
@@ -128,7 +129,8 @@ def test_cached_scores_load_the_same_numbers_and_score_other_weights_again(setti
                                    diverged=None, seconds_per_epoch=math.nan)}
             for o in ("non-saturating", "hinge + SN")}
     real = torch.randint(0, 256, (60, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
-    yardstick = oc.Yardstick(_features(), real[:30].float() / 255, real[30:].float() / 255, k=3)
+    pca = PCA(n_components=4, random_state=0).fit(real[:30].flatten(1).float().numpy() / 255)
+    yardstick = oc.Yardstick(_features(), real[:30].float() / 255, real[30:].float() / 255, k=3, pca=pca)
     path = tmp_path / "08_scores_smoke" / "scores.pt"
     scores, failures = oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)
     direct, direct_failures = oc.score_objective_runs(runs, yardstick, real[:30], real[30:], count=12)
@@ -140,7 +142,12 @@ def test_cached_scores_load_the_same_numbers_and_score_other_weights_again(setti
         raise AssertionError("scored again")
 
     monkeypatch.setattr(oc, "extract_features", must_not_score)  # (not part of the key, unlike the code digested)
-    assert oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)[0] == scores  # loaded
+    loaded = oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 12, path)[0]
+    for name, per_seed in scores.items():
+        assert loaded[name][0] == pytest.approx(per_seed[0], nan_ok=True)
+    assert "pixel-PCA FD" in loaded["hinge + SN"][0]
+    with pytest.raises(AssertionError, match="scored again"):  # another count: scored again
+        oc.cached_objective_scores(runs, yardstick, real[:30], real[30:], 10, path)
     with torch.no_grad():
         next(runs["hinge + SN"][0]["generator"].parameters()).add_(0.01)  # other weights: scored again
     with pytest.raises(AssertionError, match="scored again"):

@@ -256,18 +256,20 @@ def cached_objective_scores(runs: dict[str, dict[int, ObjectiveRun]], yardstick:
                             held_out: torch.Tensor, count: int, path: str | Path) -> tuple[dict, dict[str, list[str]]]:
     """`score_objective_runs`, cached at `path` (notebooks 08 and 09 score the same runs: one file serves both).
 
-    The cache key holds the digests of every generator, the yardstick's classifier, pixels and PCA, the images
-    and `count`, and the code of the scoring functions, so other weights, data or settings score again.
+    The cache key holds the digests of every generator (a diverged run: where it diverged), the yardstick's
+    classifier, pixels and PCA, the images, `count`, `COLLAPSE_RECALL` and the code of `score_objective_runs`,
+    `Yardstick.score` and `generate_images`, so other weights, data or settings score again. (The metric functions
+    those call are not in the key: after changing one, delete the cached file.)
     """
     pca = yardstick.pca
     key = {
-        "runs": {f"{objective}|{seed}": [tensor_digest(*run["generator"].state_dict().values()), run["diverged"]]
-                 for objective, per_seed in runs.items() for seed, run in per_seed.items()},
+        "runs": {f"{objective}|{seed}": run["diverged"] or tensor_digest(*run["generator"].state_dict().values())
+                 for objective, per_seed in runs.items() for seed, run in per_seed.items()},  # diverged: not scored
         "classifier": tensor_digest(*yardstick.classifier.state_dict().values()),
         "pixels": tensor_digest(yardstick.train_pixels, yardstick.baseline),
         "pca": None if pca is None else tensor_digest(torch.from_numpy(pca.components_), torch.from_numpy(pca.mean_)),
         "k": yardstick.k, "audit_percentile": yardstick.audit_percentile,
-        "images": tensor_digest(train, held_out), "count": count,
+        "images": tensor_digest(train, held_out), "count": count, "collapse_recall": COLLAPSE_RECALL,
         "code": code_digest(score_objective_runs, Yardstick.score, generate_images),
     }
 
